@@ -1,0 +1,1 @@
+"""The paper's section V study: tables in, statistics, figures and report out."""
