@@ -89,9 +89,10 @@ class AttentionWeights:
             logits = logits * torch.clamp(self.logit_scale, max=self.logit_scale_max).exp()
         else:
             logits = (qh @ kh.transpose(-1, -2)) * qh.shape[-1] ** -0.5
-        logits = logits.float()
+        if logits.dtype in (torch.float16, torch.bfloat16):  # softmax in float32 for half-precision models
+            logits = logits.float()
         if mask is not None:
-            logits = logits + mask[:, None].float()
+            logits = logits + mask[:, None].to(logits.dtype)
         attn = logits.softmax(dim=-1).to(v.dtype)
         o = attn @ vh
         if self.head_scale is not None:

@@ -33,15 +33,20 @@ HEADS = ("single", "multi")
 SPATIAL = ("loosened", "softmax", "none")
 
 
+def _upcast(t: Tensor) -> Tensor:
+    """Half-precision values to float32 for softmax/cosines; float32 and float64 stay as they are."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 def single_head_attention(q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor]) -> tuple[Tensor, Tensor]:
     """Eq. (7) with one head over all D channels: o = softmax(q k^T * D^-0.5) v (scale D^-0.5, not head_dim^-0.5).
 
     q: (N, R, D) query rows; k, v: (N, T, D); mask: additive (N, R, T) or None.
     Returns o (N, R, D) and the attention A (N, 1, R, T).
     """
-    logits = (q @ k.transpose(-1, -2)).float() * q.shape[-1] ** -0.5
+    logits = _upcast(q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
     if mask is not None:
-        logits = logits + mask.float()
+        logits = logits + mask.to(logits.dtype)
     attn = logits.softmax(dim=-1).to(v.dtype)
     return attn @ v, attn[:, None]
 
@@ -51,7 +56,7 @@ def loosened_attention(q: Tensor, k: Tensor, positions: Tensor) -> Tensor:
 
     q: (N, H, Dh) query of each head; k: (N, H, T, Dh). Returns (N, H, T).
     """
-    cos = torch.einsum("nhd,nhtd->nht", F.normalize(q.float(), dim=-1), F.normalize(k.float(), dim=-1))
+    cos = torch.einsum("nhd,nhtd->nht", F.normalize(_upcast(q), dim=-1), F.normalize(_upcast(k), dim=-1))
     return _minmax_over(cos, positions)
 
 
@@ -126,9 +131,8 @@ def recomputed_forward(layers: Sequence[ExplainedLayer], x: Tensor, query: Tenso
                 lam = loosened_attention(qq.reshape(n, n_heads, -1),
                                          k.reshape(n, t, n_heads, -1).transpose(1, 2), spatial_positions)
             elif spatial == "softmax":
-                row = weights[:, :, 0] if last else _rows(weights.flatten(0, 1), query_rows.repeat_interleave(
-                    weights.shape[1], 0)).view(n, weights.shape[1], t)
-                lam = row.float()
+                # the query's attention row: row 0 of the last layer (only the query row is computed there)
+                lam = _upcast(weights[torch.arange(n), :, 0 if last else query])
             else:
                 lam = torch.ones(n, n_heads, t, device=x.device)
         traces.append(LayerTrace(o=o, o_rows=rows, v=v.detach(), spatial=lam))
@@ -169,14 +173,14 @@ def layer_maps(weights: Tensor, trace: LayerTrace) -> Tensor:
     """map_t = sum_h lambda_t^h * sum_{c in head h} w_c v_tc, for (K, N, D) weights: returns (K, N, T)."""
     _, n, d = weights.shape
     heads = trace.spatial.shape[1]
-    wv = (weights.float()[:, :, None, :] * trace.v.float()[None])  # (K, N, T, D)
+    wv = (_upcast(weights)[:, :, None, :] * _upcast(trace.v)[None])  # (K, N, T, D)
     wv = wv.reshape(*wv.shape[:3], heads, d // heads).sum(-1)  # (K, N, T, H)
     return (wv * trace.spatial.transpose(1, 2)[None]).sum(-1)
 
 
 def cosine_scores(embedding: Tensor, targets: Tensor) -> Tensor:
     """(N, K) cosine of each embedding (N, E) with each target embedding (K, E)."""
-    return F.normalize(embedding.float(), dim=-1) @ F.normalize(targets.float(), dim=-1).T
+    return F.normalize(_upcast(embedding), dim=-1) @ F.normalize(_upcast(targets).to(embedding.device), dim=-1).T
 
 
 @dataclass
@@ -212,7 +216,7 @@ def explain_image_tensor(tower, pixels: Tensor, text_embeddings: Tensor, *, laye
     model_scores = scores if heads == "multi" else cosine_scores(
         tower.finish(model_forward(explained, x.detach(), query)), text_embeddings)
     grids = maps[:, :, tower.spatial_rows(x)].reshape(len(text_embeddings), n, *grid).transpose(0, 1)
-    return ImageMaps(grids.detach().float(), scores.detach().float(), model_scores.detach().float())
+    return ImageMaps(grids.detach(), scores.detach(), model_scores.detach())
 
 
 @dataclass
@@ -238,8 +242,8 @@ def explain_text_tensor(tower, token_ids: Tensor, image_embeddings: Tensor, *, l
     eos = tower.query_rows(token_ids)
     with torch.enable_grad():
         pooled, traces = recomputed_forward(explained, x, eos, heads=heads, spatial=spatial, mask=mask)
-        emb = F.normalize(tower.finish(pooled).float(), dim=-1)
-        scores = (emb * F.normalize(image_embeddings.float(), dim=-1)).sum(-1)
+        emb = F.normalize(_upcast(tower.finish(pooled)), dim=-1)
+        scores = (emb * F.normalize(_upcast(image_embeddings), dim=-1)).sum(-1)
         weights = channel_weights(scores[:, None], traces, eos)
     maps = torch.relu(sum(layer_maps(w, tr) for w, tr in zip(weights, traces)))[0]  # sum over layers, THEN ReLU
     positions = torch.arange(token_ids.shape[1], device=token_ids.device)[None]
@@ -247,6 +251,6 @@ def explain_text_tensor(tower, token_ids: Tensor, image_embeddings: Tensor, *, l
     if heads == "multi":
         model_scores = scores
     else:
-        own = F.normalize(tower.finish(model_forward(explained, x.detach(), eos, mask=mask)).float(), dim=-1)
-        model_scores = (own * F.normalize(image_embeddings.float(), dim=-1)).sum(-1)
+        own = F.normalize(_upcast(tower.finish(model_forward(explained, x.detach(), eos, mask=mask))), dim=-1)
+        model_scores = (own * F.normalize(_upcast(image_embeddings), dim=-1)).sum(-1)
     return TokenMaps((maps * keep).detach(), eos, scores.detach(), model_scores.detach())
