@@ -1,0 +1,61 @@
+"""analysis.figures: each figure builds from its table, is labelled, carries its fit line, and saves."""
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from analysis import figures as F
+from analysis.addibility import DESIGN_COLUMNS, fig14_points
+
+
+def _fig14_inputs(n=10, seed=0):
+    rng = np.random.default_rng(seed)
+    design, maps, scores = [], {}, {}
+    for i in range(n):
+        img, texts = f"i{i}", [f"b{i}", f"m{i}", f"x{i}", f"m{i} b{i}", f"x{i} b{i}"]
+        design.append((img, "adj+noun", *texts))
+        for t in texts:
+            maps[(img, t)] = rng.random((7, 7))
+            scores[(img, t)] = rng.uniform(0.2, 0.3)
+    return pd.DataFrame(design, columns=list(DESIGN_COLUMNS)), maps, scores
+
+
+def _words(n=40, seed=1):
+    rng = np.random.default_rng(seed)
+    conc = rng.uniform(1, 5, n)
+    return pd.DataFrame({"word": [f"w{i}" for i in range(n)], "concreteness": conc,
+                         "zipf": rng.uniform(3, 7, n), "mean_importance": 0.1 * conc + rng.normal(0, 0.05, n)})
+
+
+def _labels(fig):
+    return [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes if ax.get_label() != "<colorbar>"]
+
+
+def test_fig14(tmp_path):
+    fig = F.fig14(fig14_points(*_fig14_inputs()))
+    assert isinstance(fig, Figure) and len(fig.axes) == 3
+    for xlabel, ylabel in _labels(fig):
+        assert xlabel and ylabel
+    assert all(len(ax.get_lines()) >= 1 for ax in fig.axes[1:])  # OLS line on both right panels
+    assert "R²" in fig.axes[1].get_legend().get_texts()[0].get_text()
+    fig.savefig(tmp_path / "fig14.png", dpi=60)
+    assert (tmp_path / "fig14.png").stat().st_size > 1000
+
+
+def test_fig17_and_fig18(tmp_path):
+    words = _words()
+    f17 = F.fig17(words, annotate=2)
+    assert len(f17.axes) == 2  # scatter + colour bar for concreteness
+    assert "Zipf" in f17.axes[0].get_xlabel() and "importance" in f17.axes[0].get_ylabel()
+    assert "concreteness" in f17.axes[1].get_ylabel()
+    f18 = F.fig18(words)
+    ax = f18.axes[0]
+    assert "concreteness" in ax.get_xlabel() and "importance" in ax.get_ylabel()
+    (line,) = ax.get_lines()
+    assert line.get_linestyle() == "--" and line.get_color() == "red"
+    x, y = line.get_data()
+    slope = (y[-1] - y[0]) / (x[-1] - x[0])
+    assert abs(slope - np.polyfit(words["concreteness"], words["mean_importance"], 1)[0]) < 1e-9
+    for name, fig in (("f17.svg", f17), ("f18.png", f18)):
+        fig.savefig(tmp_path / name)
+        assert (tmp_path / name).stat().st_size > 1000
