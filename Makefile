@@ -1,0 +1,37 @@
+# Entry points for a fresh machine (see README):
+#   make run    the main job on the embedded default (toy world, shipped toy CLIP), offline
+#   make test   the test suite
+# Both create .venv and install the project into it first (pip, pinned torch; WordNet from Debian if missing).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+WORDNET := /usr/share/wordnet/data.noun
+
+.PHONY: install run test system-deps clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+# WordNet for the lemma fallback of the concreteness study (nltk's downloader needs the internet; Debian ships it).
+system-deps:
+	@if [ ! -f $(WORDNET) ]; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base wordnet-sense-index >/dev/null; \
+	  else echo "note: WordNet not found ($(WORDNET)); install Debian's wordnet-base and wordnet-sense-index for lemma lookups"; fi; \
+	fi
+
+install: $(STAMP) system-deps
+
+run: install
+	$(PY) -m gradeclip explain data/sample/toy_scene.png --model gradeclip-toy-ViT --pretrained data/toy_clip/gradeclip-toy-ViT.pt \
+	  --text "a large red metal cube" --text "a small green sphere" --text "brown cylinder" --text-maps --out results/demo
+
+test: install
+	$(PY) -m pytest -q
+
+clean-venv:
+	rm -rf $(VENV)
