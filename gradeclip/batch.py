@@ -59,13 +59,13 @@ class StoredMap:
     registration: Registration
 
 
-def shard(items: Sequence, index: int, size: int) -> Sequence:
-    """Items of shard ``index`` when cut into shards of ``size``."""
-    return items[index * size:(index + 1) * size]
-
-
-def n_shards(n_items: int, size: int) -> int:
-    return max(1, -(-n_items // size))
+def jobs_in_shard(jobs: Sequence, index: int, images_per_shard: int) -> list:
+    """The jobs of shard ``index``: shards cut the *images* (in order of first appearance) into runs of
+    ``images_per_shard``, so all captions of an image land in the same shard as its maps, and the number of
+    shards is known from the number of images before the job lists exist."""
+    image_ids = list(dict.fromkeys(job.image_id for job in jobs))
+    chosen = set(image_ids[index * images_per_shard:(index + 1) * images_per_shard])
+    return [job for job in jobs if job.image_id in chosen]
 
 
 def _temporary(path: Path) -> Path:

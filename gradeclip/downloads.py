@@ -79,7 +79,7 @@ class Resource:
 
 
 def _local_copy_key(name: str) -> str:
-    return f"local_copies.{name}"
+    return f"data.local_copies.{name}"
 
 
 RESOURCES: dict[str, Resource] = {
@@ -99,6 +99,16 @@ RESOURCES: dict[str, Resource] = {
                 "lavis/datasets/download_scripts/download_coco.py"
             ),
             note="COCO 2014 validation images; the Karpathy test split is a subset.",
+        ),
+        Resource(
+            name="coco_annotations2014",
+            url="http://images.cocodataset.org/annotations/annotations_trainval2014.zip",
+            filename="annotations_trainval2014.zip",
+            config_key=_local_copy_key("coco_annotations2014"),
+            sha256="031296bbc80c45a1d1f76bf9a90ead27e94e99ec629208449507a4917a3bf009",
+            size_bytes=252872794,
+            checksum_source="sha256+size: tensorflow/datasets tensorflow_datasets/url_checksums/coco.txt",
+            note="COCO 2014 instance and caption annotations (instances_val2014.json for the addibility triplets).",
         ),
         Resource(
             name="karpathy_captions",
