@@ -234,3 +234,14 @@ def test_gradient_flows_with_frozen_parameters():
     clip.model.requires_grad_(False)  # users often freeze models; the method must not depend on param grads
     out = GradECLIP(clip)(random_image(32, 32), ["a cube"])[0]
     assert out.grid.max() > 0
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_models_give_float32_maps_close_to_fp32(dtype):
+    """fp16/bf16 weights (the CUDA options): attention softmax and cosines run in float32, maps stay faithful."""
+    img = random_image(32, 32, seed=11)
+    full = GradECLIP(tiny_clip("vit"))(img, ["a red cube"])[0]
+    half = GradECLIP(tiny_clip("vit", dtype=dtype))(img, ["a red cube"])[0]
+    assert half.grid.dtype == np.float32 and np.isfinite(half.grid).all()
+    assert np.corrcoef(full.grid.ravel(), half.grid.ravel())[0, 1] > 0.99
+    assert half.score == pytest.approx(full.score, abs=0.02)
