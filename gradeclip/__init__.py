@@ -4,8 +4,18 @@
     explainer = GradECLIP.from_pretrained("ViT-B-16", "openai")
     maps = explainer("dog.jpg", ["a dog", "a frisbee"])
 """
-from .explainer import GradECLIP, ImageExplanation, TextExplanation
-from .models import LoadedClip, ModelLoadError, load_clip
+import importlib
 
-__all__ = ["GradECLIP", "ImageExplanation", "TextExplanation", "LoadedClip", "ModelLoadError", "load_clip"]
 __version__ = "0.1.0"
+
+# The model-facing names are imported on first use, so that the data-level modules (gradeclip.batch,
+# gradeclip.toyworld, gradeclip.clevr, ...) can be imported by the analyses without loading torch.
+_LAZY = {"GradECLIP": "explainer", "ImageExplanation": "explainer", "TextExplanation": "explainer",
+         "LoadedClip": "models", "ModelLoadError": "models", "load_clip": "models"}
+__all__ = list(_LAZY)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'gradeclip' has no attribute {name!r}")

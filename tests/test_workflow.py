@@ -1,0 +1,132 @@
+"""The Snakemake workflow end to end on the smallest toy-world config, and the behaviour a Snakemake user expects:
+nothing to do on a second run, a config change reruns only what depends on it, a run killed with SIGKILL and
+resumed ends with the same outputs, and the config schema names the bad key."""
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def small_config(tmp: Path, **toy) -> Path:
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg["results"] = str(tmp / "results")
+    cfg["reports"] = str(tmp / "reports")
+    cfg["toyworld"].update(n_scenes=4, **toy)
+    cfg["shards"]["images_per_shard"] = 2
+    cfg["study"]["gallery_size"] = 2
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def snakemake(configfile: Path, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    cmd = SNAKEMAKE + ["--configfile", str(configfile), "--cores", "2", *args]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, **kw)
+    if check and out.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}")
+    return out
+
+
+def _outputs(tmp: Path) -> dict[str, bytes]:
+    """Every table and every explanation shard's content (the report HTML carries a date, so it is excluded)."""
+    files = {}
+    for p in sorted((tmp / "reports" / "tables").glob("*.csv")) + sorted((tmp / "results").rglob("shard_*.*")):
+        files[str(p.relative_to(tmp))] = p.read_bytes()
+    return files
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("workflow")
+    cfg = small_config(tmp)
+    snakemake(cfg)
+    return tmp, cfg
+
+
+def test_whole_workflow_produces_the_report(finished_run):
+    tmp, _ = finished_run
+    html = (tmp / "reports" / "report.html").read_text()
+    for caption in ("Table VIII", "Table IX", "Fig. 14", "Fig. 18"):
+        assert caption in html
+    assert 'src="http' not in html and "data:image/png;base64," in html
+    for name in ("table_viii", "table_ix", "concreteness_regressions"):
+        assert (tmp / "reports" / "tables" / f"{name}.csv").stat().st_size > 0
+    for name in ("fig13", "fig14", "fig15", "fig17", "fig18"):
+        assert (tmp / "reports" / "figures" / f"{name}.png").exists()
+        assert (tmp / "reports" / "figures" / f"{name}.svg").exists()
+    assert list((ROOT / "logs").glob("explain_images/shard_*.log"))
+
+
+def test_second_run_has_nothing_to_do(finished_run):
+    _, cfg = finished_run
+    out = snakemake(cfg, "-n")
+    assert "Nothing to be done" in out.stdout + out.stderr
+
+
+def test_config_change_reruns_only_dependent_rules(finished_run):
+    tmp, cfg = finished_run
+    changed = yaml.safe_load(cfg.read_text())
+    changed["study"]["gallery_size"] = 1
+    cfg2 = tmp / "changed.yaml"
+    cfg2.write_text(yaml.safe_dump(changed))
+    out = snakemake(cfg2, "-n", "--quiet", "rules")
+    text = out.stdout + out.stderr
+    rules = {line.split()[0] for line in text.splitlines()
+             if line.strip() and line.split()[0] in {"galleries", "report", "explain_images", "explain_texts",
+                                                      "toy_scenes", "study_design", "attribute_metrics"}}
+    assert rules == {"galleries", "report"}, text
+
+
+def test_killed_run_resumes_to_identical_outputs(finished_run, tmp_path):
+    reference, _ = finished_run
+    cfg = small_config(tmp_path)
+    proc = subprocess.Popen(SNAKEMAKE + ["--configfile", str(cfg), "--cores", "2"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    # kill the whole run (snakemake and its jobs) once the first explanation shard exists
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((tmp_path / "results" / "explanations").rglob("shard_*.npz")):
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "reports" / "report.html").exists()
+    snakemake(cfg)
+    assert _outputs(tmp_path).keys() == _outputs(reference).keys()
+    for name, content in _outputs(tmp_path).items():
+        assert content == _outputs(reference)[name], name
+
+
+def test_schema_rejects_a_bad_config_naming_the_key():
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    schema = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+    good = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    validate(copy.deepcopy(good), schema)
+    bad = copy.deepcopy(good)
+    bad["toyworld"]["n_scenes"] = "many"
+    with pytest.raises(WorkflowError, match="n_scenes"):
+        validate(bad, schema)
+    typo = copy.deepcopy(good)
+    typo["method"]["head"] = "single"
+    with pytest.raises(WorkflowError, match="head"):
+        validate(typo, schema)
+
+
+def test_paper_config_is_valid_and_plans_the_real_data_rules():
+    out = subprocess.run(SNAKEMAKE + ["--configfile", "config/paper.yaml", "-n", "--quiet", "rules"], cwd=ROOT,
+                         capture_output=True, text=True)
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text
+    for rule in ("download", "extract", "sam_masks", "study_design", "explain_images", "report"):
+        assert rule in text

@@ -1,0 +1,107 @@
+# The section V analyses: per-shard tables, then one aggregation rule per study writing tables (CSV) and
+# figures (PNG, SVG) to the reports folder, and a manifest of what it wrote for the report rule.
+IMAGE_SHARDS = expand(f"{RESULTS}/explanations/images/shard_{{shard}}.npz", shard=SHARDS)
+TEXT_SHARDS = expand(f"{RESULTS}/explanations/texts/shard_{{shard}}.csv", shard=SHARDS)
+
+
+rule attribute_metrics:
+    """Section V-B, one shard: each attribute text's map against its object's mask (cosine, Pearson, OT, KL, JS,
+    pointing game, energy share)."""
+    conda:
+        "../../environment.yml"
+    input:
+        maps=f"{RESULTS}/explanations/images/shard_{{shard}}.npz",
+        attributes=DESIGN_FILES["attributes"],
+        images=DESIGN_FILES["images"],
+    output:
+        f"{RESULTS}/analysis/attributes/shard_{{shard}}.csv",
+    resources:
+        mem_mb=3000,
+    log:
+        "logs/attribute_metrics/shard_{shard}.log",
+    script:
+        "../scripts/attribute_metrics.py"
+
+
+rule attribute_summary:
+    """Section V-B: Table IX, the location ablation (Appendix B), pointing game."""
+    conda:
+        "../../environment.yml"
+    input:
+        shards=expand(f"{RESULTS}/analysis/attributes/shard_{{shard}}.csv", shard=SHARDS),
+        attributes=DESIGN_FILES["attributes"],
+    output:
+        table=report(f"{REPORTS}/tables/table_ix.csv", caption="../report/table_ix.rst", category="V-B attributes"),
+        figure=report(f"{REPORTS}/figures/fig_attributes.png", caption="../report/fig_attributes.rst",
+                      category="V-B attributes"),
+        manifest=f"{RESULTS}/analysis/attributes.json",
+    params:
+        reports=lambda wc, output: parent_dir(output.table, 2),
+    log:
+        "logs/attribute_summary.log",
+    script:
+        "../scripts/attribute_summary.py"
+
+
+rule addibility_summary:
+    """Section V-A: Table VIII, paired t-tests against add, Fig. 14."""
+    conda:
+        "../../environment.yml"
+    input:
+        shards=IMAGE_SHARDS,
+        addibility=DESIGN_FILES["addibility"],
+    output:
+        table=report(f"{REPORTS}/tables/table_viii.csv", caption="../report/table_viii.rst",
+                     category="V-A addibility"),
+        figure=report(f"{REPORTS}/figures/fig14.png", caption="../report/fig14.rst", category="V-A addibility"),
+        manifest=f"{RESULTS}/analysis/addibility.json",
+    params:
+        reports=lambda wc, output: parent_dir(output.table, 2),
+    resources:
+        mem_mb=4000,
+    log:
+        "logs/addibility_summary.log",
+    script:
+        "../scripts/addibility_summary.py"
+
+
+rule concreteness_summary:
+    """Section V-C: word importance vs. Brysbaert concreteness and log frequency (Figs. 17, 18)."""
+    conda:
+        "../../environment.yml"
+    input:
+        shards=TEXT_SHARDS,
+    output:
+        table=report(f"{REPORTS}/tables/concreteness_regressions.csv", caption="../report/concreteness.rst",
+                     category="V-C concreteness"),
+        fig17=report(f"{REPORTS}/figures/fig17.png", caption="../report/fig17.rst", category="V-C concreteness"),
+        fig18=report(f"{REPORTS}/figures/fig18.png", caption="../report/fig18.rst", category="V-C concreteness"),
+        manifest=f"{RESULTS}/analysis/concreteness.json",
+    params:
+        reports=lambda wc, output: parent_dir(output.table, 2),
+        top_n=config["study"]["concreteness_top_n"],
+    log:
+        "logs/concreteness_summary.log",
+    script:
+        "../scripts/concreteness_summary.py"
+
+
+rule galleries:
+    """Heat-map galleries in the style of the paper's Figs. 13 (words and phrases) and 15 (attributes, masks)."""
+    conda:
+        "../../environment.yml"
+    input:
+        shards=IMAGE_SHARDS,
+        design=list(DESIGN_FILES.values()),
+    output:
+        fig13=report(f"{REPORTS}/figures/fig13.png", caption="../report/fig13.rst", category="V-A addibility"),
+        fig15=report(f"{REPORTS}/figures/fig15.png", caption="../report/fig15.rst", category="V-B attributes"),
+        manifest=f"{RESULTS}/analysis/galleries.json",
+    params:
+        reports=lambda wc, output: parent_dir(output.fig13, 2),
+        n=config["study"]["gallery_size"],
+        design_dir=lambda wc, input: parent_dir(input.design[0]),
+    log:
+        "logs/galleries.log",
+    script:
+        "../scripts/galleries.py"

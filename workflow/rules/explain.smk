@@ -1,0 +1,50 @@
+# Grad-ECLIP explanations in shards of images: image maps (patch-grid npz) and word importances (CSV).
+ON_GPU = config["model"]["device"].startswith("cuda")
+
+
+rule explain_images:
+    """Heat maps of each image for every text the studies need (one image forward, one batched backward)."""
+    conda:
+        "../../environment.yml"
+    input:
+        jobs=f"{RESULTS}/design/image_jobs.tsv",
+        model=model_checkpoint(),
+    output:
+        f"{RESULTS}/explanations/images/shard_{{shard}}.npz",
+    params:
+        model=model_params(),
+        method=config["method"],
+        images_per_shard=config["shards"]["images_per_shard"],
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=120,
+        gpu=1 if ON_GPU else 0,
+    log:
+        "logs/explain_images/shard_{shard}.log",
+    script:
+        "../scripts/explain_images.py"
+
+
+rule explain_texts:
+    """Word importances of each caption for its own image."""
+    conda:
+        "../../environment.yml"
+    input:
+        jobs=f"{RESULTS}/design/text_jobs.tsv",
+        model=model_checkpoint(),
+    output:
+        f"{RESULTS}/explanations/texts/shard_{{shard}}.csv",
+    params:
+        model=model_params(),
+        method=config["method"],
+        images_per_shard=config["shards"]["images_per_shard"],
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=120,
+        gpu=1 if ON_GPU else 0,
+    log:
+        "logs/explain_texts/shard_{shard}.log",
+    script:
+        "../scripts/explain_texts.py"

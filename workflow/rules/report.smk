@@ -1,0 +1,23 @@
+# The self-contained HTML report: every table and figure, galleries, and the run header.
+ANALYSES = ["attributes", "addibility", "concreteness", "galleries"]
+
+
+rule report:
+    conda:
+        "../../environment.yml"
+    input:
+        manifests=expand(f"{RESULTS}/analysis/{{name}}.json", name=ANALYSES),
+        design_notes=f"{DESIGN}/design.json",
+        model=model_checkpoint(),
+    output:
+        f"{REPORTS}/report.html",
+    params:
+        model=model_params(),
+        method=config["method"],
+        config=config,
+        config_hash=CONFIG_HASH,
+        data=f"toy world {config['toyworld']}" if TOY else "COCO Karpathy val, CLEVR v1.0 val (SAM masks)",
+    log:
+        "logs/report.log",
+    script:
+        "../scripts/report.py"
