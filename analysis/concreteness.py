@@ -231,6 +231,13 @@ def concreteness_study(importances: pd.DataFrame, top_n: int | None = 1000, *, s
                        exclude: Iterable[str] = ()) -> ConcretenessStudy:
     """Run steps 1–5 of the module docstring on a (sentence_id, word_index, word, importance) table."""
     words = word_importance_table(importances, top_n, exclude=exclude)
+    return concreteness_study_from_words(words, source=source, lemma_fallback=lemma_fallback, ratings=ratings)
+
+
+def concreteness_study_from_words(words: pd.DataFrame, *, source: str = "brysbaert", lemma_fallback: bool = True,
+                                  ratings: Mapping[str, float] | None = None) -> ConcretenessStudy:
+    """Steps 3–5 on a table shaped like :func:`word_importance_table`'s output (``word, mean_importance`` …),
+    e.g. one aggregated shard by shard (``analysis.pipeline.concreteness_summary``)."""
     conc = lookup_concreteness(words["word"], source=source, lemma_fallback=lemma_fallback, ratings=ratings)
     words = add_word_frequency(words.merge(conc, on="word", how="left"))
     rated = words.dropna(subset=["concreteness"])

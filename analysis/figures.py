@@ -131,3 +131,43 @@ def fig18(words: pd.DataFrame, x: str = "concreteness", y: str = "mean_importanc
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper left", fontsize=8)
     return fig
+
+
+#: Axis labels of the attribute metrics (with their units and direction).
+ATTRIBUTE_METRIC_AXES = {
+    "cosine": "cosine similarity map vs. mask (0–1, ↑)",
+    "pearson": "Pearson r, map vs. mask pixels (↑)",
+    "ot": "OT distance (fraction of image diagonal, ↓)",
+    "kl": "KL(mask ‖ map) (nats, ↓)",
+    "js": "JS divergence (nats, 0–ln 2, ↓)",
+    "pointing": "pointing-game hit rate (0–1, ↑)",
+    "mass_in_mask": "map mass inside the mask (fraction, ↑)",
+    "energy_share": "mass on named object / on all objects (↑)",
+}
+
+
+def fig_attribute_metrics(stats: pd.DataFrame, ablation: pd.DataFrame | None = None,
+                          metrics: tuple[str, ...] = ("cosine", "pearson", "ot", "kl", "js")) -> Figure:
+    """Table IX as a figure: per metric, the mean of each attribute category with its 95% t-interval; with
+    ``ablation`` (same long layout, grouped by ``variant``) a second row for the Appendix-B location ablation.
+
+    stats: :func:`analysis.pipeline.category_stats` output (columns category, metric, mean, ci_low, ci_high, n).
+    """
+    rows = 2 if ablation is not None and len(ablation) else 1
+    fig = _figure(3.0 * len(metrics), 3.2 * rows)
+    axes = fig.subplots(rows, len(metrics), squeeze=False)
+    for r, (data, by, title) in enumerate(((stats, "category", "attribute category"),
+                                           (ablation, "variant", "Appendix B: text variant"))[:rows]):
+        for c, metric in enumerate(metrics):
+            ax = axes[r, c]
+            sub = data[data["metric"] == metric]
+            x = np.arange(len(sub))
+            err = np.vstack([sub["mean"] - sub["ci_low"], sub["ci_high"] - sub["mean"]])
+            ax.bar(x, sub["mean"], color=sns.color_palette("deep", len(sub)), yerr=np.nan_to_num(err),
+                   capsize=3, edgecolor="black", linewidth=0.5)
+            ax.set_xticks(x, [f"{k}\n(n={n})" for k, n in zip(sub[by], sub["n"])], fontsize=7)
+            ax.set_ylabel(ATTRIBUTE_METRIC_AXES.get(metric, metric), fontsize=8)
+            ax.set_xlabel(title, fontsize=8)
+            ax.tick_params(axis="y", labelsize=7)
+    fig.suptitle("Explanation map vs. ground-truth object mask (mean ± 95% t-interval)", fontsize=10)
+    return fig
