@@ -55,8 +55,9 @@ class Registration:
 
 
 def _interp(name: str) -> InterpolationMode:
+    # "random" is accepted by open_clip and means bicubic at evaluation time
     return {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR,
-            "nearest": InterpolationMode.NEAREST}[name]
+            "nearest": InterpolationMode.NEAREST, "random": InterpolationMode.BICUBIC}[name]
 
 
 def _normalise(img: Image.Image, prep: Preprocessing) -> torch.Tensor:
@@ -77,10 +78,15 @@ def standard_input(img: Image.Image, prep: Preprocessing) -> tuple[torch.Tensor,
         new_long = int(th * long / short)
         nw, nh = (th, new_long) if w <= h else (new_long, th)
     else:
-        # open_clip's ResizeKeepRatio for non-square targets: scale so both sides cover the target
-        ratio = max(th / h, tw / w)
-        nw, nh = round(w * ratio), round(h * ratio)
-    out = TF.resize(img, [nh, nw], interpolation=_interp(prep.interpolation))
+        # open_clip's ResizeKeepRatio for non-square targets: scale so both sides cover the target. Same arithmetic
+        # as open_clip (divide by min(h/th, w/tw)); multiplying by max(th/h, tw/w) instead rounds differently at
+        # .5 ties (e.g. 10x25 -> (200, 201): 502.49999 vs 502.50001) and gives a different resize.
+        ratio = min(h / th, w / tw)
+        nw, nh = round(w / ratio), round(h / ratio)
+    # open_clip builds ResizeKeepRatio(size) for non-square targets without passing its interpolation, so that
+    # resize is always bicubic; Resize(int) for square targets uses the configured one.
+    interp = _interp(prep.interpolation) if th == tw else InterpolationMode.BICUBIC
+    out = TF.resize(img, [nh, nw], interpolation=interp)
     top, left = int(round((nh - th) / 2.0)), int(round((nw - tw) / 2.0))
     out = TF.crop(out, top, left, th, tw)
     sx, sy = nw / w, nh / h
@@ -135,13 +141,19 @@ def _bilinear_weights(n_out: int, start: float, stop: float, n_in: int) -> np.nd
     return weights
 
 
-def minmax(a: np.ndarray) -> np.ndarray:
-    """Min-max normalise to [0, 1]; a constant array gives zeros (never NaN)."""
+def minmax(a: np.ndarray, inplace: bool = False) -> np.ndarray:
+    """Min-max normalise to [0, 1]; a constant array gives zeros (never NaN). ``inplace`` writes the result into
+    ``a`` when it is already a float32 array instead of allocating another one (a full-resolution heat map of a
+    10000x10000 image is 400 MB)."""
     a = np.asarray(a, dtype=np.float32)
+    out = a if inplace else np.empty_like(a)
     lo, hi = float(a.min()), float(a.max())
     if not np.isfinite(hi - lo) or hi - lo <= 0:
-        return np.zeros_like(a)
-    return (a - lo) / (hi - lo)
+        out[...] = 0.0
+        return out
+    np.subtract(a, lo, out=out)
+    out /= np.float32(hi - lo)
+    return out
 
 
 def grid_to_pixels(grid: np.ndarray, reg: Registration) -> np.ndarray:
@@ -153,6 +165,27 @@ def grid_to_pixels(grid: np.ndarray, reg: Registration) -> np.ndarray:
     return wy @ np.asarray(grid, dtype=np.float32) @ wx.T
 
 
+def _inside(n_out: int, start: float, stop: float) -> slice:
+    """The output pixels whose centers lie in [start, stop] (those ``_bilinear_weights`` does not zero)."""
+    centers = np.arange(n_out, dtype=np.float64) + 0.5
+    idx = np.flatnonzero((centers >= start) & (centers <= stop))
+    return slice(int(idx[0]), int(idx[-1]) + 1) if idx.size else slice(0, 0)
+
+
 def heatmap(grid: np.ndarray, reg: Registration) -> np.ndarray:
-    """The displayed heat map: the grid upsampled to the original pixels, then min-max normalised to [0, 1]."""
-    return minmax(grid_to_pixels(grid, reg))
+    """The displayed heat map: the grid upsampled to the original pixels, min-max normalised to [0, 1] over the
+    pixels the model saw, and 0 outside them.
+
+    Normalising over the model's view only (not over the whole image, where the zeros outside a center crop would
+    act as the minimum) makes the map inside the crop independent of whether there is a crop, and a constant grid
+    give zeros everywhere instead of a uniformly "hot" crop box.
+
+    The grid is min-max normalised first: float32 upsampling weights do not sum to exactly 1, so the upsampled map of
+    a constant grid varies by rounding noise, which the final min-max would blow up to a full [0, 1] pattern.
+    """
+    pixels = grid_to_pixels(minmax(grid), reg)
+    (w, h), (x0, y0, x1, y1) = reg.image_size, reg.box
+    view = pixels[_inside(h, y0, y1), _inside(w, x0, x1)]
+    if view.size:
+        minmax(view, inplace=True)  # a view of our own upsampled map: normalised in place (memory, see minmax)
+    return pixels

@@ -40,7 +40,13 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                img.load()
+                # LOAD_TRUNCATED_IMAGES is process-wide and other libraries turn it on; a truncated file must still
+                # fail here (the module-level setting below alone is undone by any later import that sets it)
+                allowed, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+                try:
+                    img.load()
+                finally:
+                    ImageFile.LOAD_TRUNCATED_IMAGES = allowed
                 return to_rgb(img)
     except UnidentifiedImageError:
         raise ImageLoadError(f"{path}: not an image file PIL can read") from None

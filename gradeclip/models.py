@@ -3,6 +3,7 @@ local checkpoint file; device and precision; one clear error when the weights ar
 from __future__ import annotations
 
 import contextlib
+import difflib
 import logging
 import os
 import socket
@@ -55,13 +56,27 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+def _offline_env() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
 @contextlib.contextmanager
 def _offline_if_unreachable():
-    """Switch huggingface_hub to its cache-only mode for the duration of a load when the hub cannot be reached,
-    so that cached weights still load and missing ones fail at once."""
-    if os.environ.get("HF_HUB_OFFLINE") or _hub_reachable():
-        yield False
+    """Switch huggingface_hub to its cache-only mode for the duration of a load when HF_HUB_OFFLINE is set or the
+    hub cannot be reached, so that cached weights still load and missing ones fail at once. Yields why the hub is
+    not asked (None when it is).
+
+    huggingface_hub reads HF_HUB_OFFLINE once, when it is imported: an HF_HUB_OFFLINE set later (by a notebook, a
+    test's conftest, a wrapper script) is not seen by it, and each missing file is retried for ~45 s. So the
+    variable is honoured here by setting huggingface_hub's own constant too, not only the environment."""
+    if _offline_env():
+        reason = "HF_HUB_OFFLINE is set"
+    elif not _hub_reachable():
+        reason = "The Hugging Face hub could not be reached from this machine"
+    else:
+        yield None
         return
+    previous_env = os.environ.get("HF_HUB_OFFLINE")
     os.environ["HF_HUB_OFFLINE"] = "1"
     try:
         import huggingface_hub.constants as hc  # read at import time by huggingface_hub, so set it there too
@@ -70,9 +85,12 @@ def _offline_if_unreachable():
     except (ImportError, AttributeError):  # pragma: no cover - older huggingface_hub
         hc, previous = None, None
     try:
-        yield True
+        yield reason
     finally:
-        os.environ.pop("HF_HUB_OFFLINE", None)
+        if previous_env is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = previous_env
         if hc is not None:
             hc.HF_HUB_OFFLINE = previous
 
@@ -105,23 +123,30 @@ def load_clip(name: str, pretrained: Optional[str] = None, *, device: str | torc
             and not Path(pretrained).is_file():
         raise ModelLoadError(f"checkpoint file for model {name!r} not found: {pretrained}")
     what = f"model {name!r}" + (f" with pretrained weights {pretrained!r}" if pretrained else "")
-    offline = False
+    offline = None
     try:
         with _offline_if_unreachable() as offline:
             model, _, preprocess = open_clip.create_model_and_transforms(
                 name, pretrained=pretrained, device=device, precision=precision, cache_dir=cache_dir)
             tokenizer = open_clip.get_tokenizer(name, cache_dir=cache_dir)
     except Exception as err:  # open_clip/hub raise RuntimeError, OSError, HTTP errors...: one message for all
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        known = name.startswith("hf-hub:") or name in open_clip.list_models()
-        hint = ("" if known else f" Unknown architecture; see open_clip.list_models() "
-                                 f"(e.g. ViT-B-16, RN50).")
-        if known and pretrained and not Path(pretrained).exists():
-            tags = open_clip.list_pretrained_tags_by_model(name) if not name.startswith("hf-hub:") else []
+        first_line = str(err).strip().splitlines()[0].rstrip(".") if str(err).strip() else type(err).__name__
+        schema = name.startswith(("hf-hub:", "local-dir:"))
+        arch = name.replace("/", "-")  # open_clip's own cleaning of names such as "ViT-B/16"
+        if not schema and arch not in open_clip.list_models():
+            # open_clip's own message lists all ~170 architectures, and cache / offline advice does not apply to a
+            # name that does not exist: say only that, with the closest names
+            close = difflib.get_close_matches(arch, open_clip.list_models(), n=3)
+            raise ModelLoadError(
+                f"could not load {what}: unknown architecture {name!r}"
+                + (f" (did you mean {', '.join(close)}?)" if close else "")
+                + "; see open_clip.list_models() (e.g. ViT-B-16, RN50), or use hf-hub:org/repo.") from None
+        hint = ""
+        if pretrained and not schema and not Path(pretrained).exists():
+            tags = open_clip.list_pretrained_tags_by_model(arch)
             if tags and pretrained not in tags:
                 hint = f" Known tags for {name}: {', '.join(tags)}."
-        offline_note = (" The Hugging Face hub could not be reached from this machine, so only the local cache "
-                        "was searched." if offline else "")
+        offline_note = f" {offline}, so only the local cache was searched." if offline else ""
         raise ModelLoadError(
             f"could not load {what}: {first_line}.{hint}{offline_note} Looked in the cache at "
             f"{_cache_location(cache_dir)}. To use it offline, download the weights once on a machine with "

@@ -18,13 +18,24 @@ def colorize(heatmap: np.ndarray, cmap: str = "jet") -> np.ndarray:
     return (rgba[..., :3] * 255 + 0.5).astype(np.uint8)
 
 
+_BLOCK_PIXELS = 1 << 20
+
+
 def overlay(image: Image.Image, heatmap: np.ndarray, alpha: float = 0.5, cmap: str = "jet") -> Image.Image:
-    """The heat map (same size as the image) blended over the image: alpha * colours + (1 - alpha) * image."""
-    rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
+    """The heat map (same size as the image) blended over the image: alpha * colours + (1 - alpha) * image.
+
+    Computed in blocks of rows: matplotlib's colour map returns float64 RGBA (32 bytes per pixel), so one pass over a
+    10000 x 10000 image would hold ~6 GB of temporaries; blocks of ~1M pixels keep that to ~60 MB."""
+    rgb = np.asarray(image.convert("RGB"))
     if heatmap.shape != rgb.shape[:2]:
         raise ValueError(f"heat map {heatmap.shape} does not match image {rgb.shape[:2]}")
-    blended = alpha * colorize(heatmap, cmap).astype(np.float32) + (1 - alpha) * rgb
-    return Image.fromarray(np.clip(blended + 0.5, 0, 255).astype(np.uint8))
+    out = np.empty_like(rgb)
+    rows = max(1, _BLOCK_PIXELS // max(1, rgb.shape[1]))
+    for r in range(0, rgb.shape[0], rows):
+        blended = (alpha * colorize(heatmap[r:r + rows], cmap).astype(np.float32)
+                   + (1 - alpha) * rgb[r:r + rows].astype(np.float32))
+        out[r:r + rows] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    return Image.fromarray(out)
 
 
 def word_importance_figure(words: Sequence[str], importance: Sequence[float], title: str = "",

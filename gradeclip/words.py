@@ -2,12 +2,15 @@
 
 A "word" is a run of letters/digits (with inner apostrophes, "dog's", "rock'n'roll", and decimal numbers, "3.5"), and
 every other run of non-space characters (punctuation, emoji) is its own item flagged ``is_word=False``. CLIP's
-tokenizer never builds a token across such a boundary (its split pattern separates letters, single digits and
+tokenizer almost never builds a token across such a boundary (its split pattern separates letters, single digits and
 symbol runs, and BPE works inside each piece), so encoding the items one by one gives the tokens of the whole
-string, each token tagged with the item it came from. ``align`` checks that and says so when it does not hold.
+string, each token tagged with the item it came from. Two exceptions join neighbouring items into one: a quote read
+as a contraction ("'stop'" is tokenized "'s", "top", "'") and HTML entities unescaped by the text cleaning ("&amp;").
+``align`` checks the result against the whole string's tokens and says so when they still differ.
 """
 from __future__ import annotations
 
+import html
 import warnings
 from dataclasses import dataclass
 
@@ -43,9 +46,13 @@ class EmptyTextError(ValueError):
     """The text has nothing to tokenize."""
 
 
+def _is_word(s: str) -> bool:
+    # html.unescape as CLIP's text cleaning does: a merged "&amp;" is the punctuation "&", not a word
+    return bool(regex.search(r"[\p{L}\p{N}]", html.unescape(s)))
+
+
 def split_words(text: str) -> list[Word]:
-    return [Word(m.group(), m.start(), m.end(), bool(regex.search(r"[\p{L}\p{N}]", m.group())))
-            for m in WORD_PATTERN.finditer(text)]
+    return [Word(m.group(), m.start(), m.end(), _is_word(m.group())) for m in WORD_PATTERN.finditer(text)]
 
 
 def align(tokenizer, text: str, context_length: int = 77) -> AlignedText:
@@ -56,18 +63,20 @@ def align(tokenizer, text: str, context_length: int = 77) -> AlignedText:
     words = split_words(text)
     if not words:
         raise EmptyTextError(f"text {text!r} is empty: nothing to explain")
-    ids, owner = [], []
-    for i, word in enumerate(words):
-        piece = tokenizer.encode(word.text)
-        ids += piece
-        owner += [i] * len(piece)
+    room = context_length - 2
+    ids, owner = _encode_items(tokenizer, words)
     if not ids:
         raise EmptyTextError(f"text {text!r} has no tokens after CLIP's text cleaning")
     whole = tokenizer.encode(text)
-    if whole != ids:  # pragma: no cover - only if text cleaning (ftfy) joins characters across word boundaries
-        warnings.warn(f"text {text!r}: word-by-word tokenization differs from the whole-string tokenization; "
-                      "explaining the word-by-word tokens", stacklevel=2)
-    room = context_length - 2
+    if whole != ids:
+        # A token of the whole string spans two items: CLIP's pattern reads a quote before s/t/m/d/re/ve/ll as a
+        # contraction ("'stop'" is read as "'s" + "top" + "'"), and the text cleaning unescapes HTML entities
+        # ("&amp;" -> "&"). Merge those items so that the tokens are exactly the model's.
+        words = _merge_split_tokens(tokenizer, text, words, whole, room)
+        ids, owner = _encode_items(tokenizer, words)
+        if whole[:room] != ids[:room]:
+            warnings.warn(f"text {text!r}: word-by-word tokenization differs from the whole-string tokenization; "
+                          "explaining the word-by-word tokens", stacklevel=2)
     truncated = len(ids) > room
     if truncated:
         kept_words = owner[room - 1] + 1
@@ -76,6 +85,30 @@ def align(tokenizer, text: str, context_length: int = 77) -> AlignedText:
                       f"({words[owner[room - 1]].text!r})", stacklevel=2)
         ids, owner = ids[:room], owner[:room]
     return AlignedText(text, words, [tokenizer.sot_token_id, *ids, tokenizer.eot_token_id], owner, truncated)
+
+
+def _encode_items(tokenizer, words: list[Word]) -> tuple[list[int], list[int]]:
+    ids, owner = [], []
+    for i, word in enumerate(words):
+        piece = tokenizer.encode(word.text)
+        ids += piece
+        owner += [i] * len(piece)
+    return ids, owner
+
+
+def _merge_split_tokens(tokenizer, text: str, words: list[Word], whole: list[int], room: int) -> list[Word]:
+    """Join neighbouring items wherever cutting the text between them changes its tokenization (checked against the
+    whole string's tokens, up to the context: items past it are not explained)."""
+    merged = [words[0]]
+    for word in words[1:]:
+        cut = merged[-1].end
+        prefix = tokenizer.encode(text[:cut])
+        if len(prefix) > room or prefix + tokenizer.encode(text[cut:]) == whole:
+            merged.append(word)
+        else:
+            last = merged[-1]
+            merged[-1] = Word(text[last.start:word.end], last.start, word.end, _is_word(text[last.start:word.end]))
+    return merged
 
 
 def token_strings(tokenizer, token_ids: list[int]) -> list[str]:

@@ -1,0 +1,167 @@
+"""`gradeclip explain` in-process on a tiny model registered under a config name with a local checkpoint: a folder with
+one corrupt image, a .txt list, every output file, the overlay colours against an independent blend, and no
+temporary files left behind."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gradeclip import render
+from gradeclip.cli import main, slug
+from gradeclip.explainer import GradECLIP
+from gradeclip.models import load_clip
+from tests.conftest import random_image
+from tests.test_models import register_tiny_checkpoint
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models run far faster on one thread than on a thread pool competing for a busy 2-core machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+TEXTS = ["a dog", "a red cube on grass!"]
+GOOD = {"landscape.png": (61, 43), "portrait.jpg": (40, 70)}
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return register_tiny_checkpoint(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture()
+def images(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, (name, size) in enumerate(GOOD.items()):
+        random_image(*size, seed=10 + i).save(folder / name)
+    data = (folder / "landscape.png").read_bytes()
+    (folder / "broken.png").write_bytes(data[:len(data) // 2])  # truncated
+    (folder / "notes.txt").write_text("not an image, and not listed: the folder scan takes image suffixes only")
+    return folder
+
+
+def _run(model, source, out, *extra):
+    name, checkpoint = model
+    return main(["explain", str(source), *[a for t in TEXTS for a in ("--text", t)], "--out", str(out),
+                 "--model", name, "--pretrained", str(checkpoint), "--quiet", *extra])
+
+
+def _expected_blend(image: Image.Image, heatmap: np.ndarray) -> np.ndarray:
+    """0.5 * jet(heatmap) + 0.5 * image, written out independently of gradeclip.render."""
+    jet = matplotlib.colormaps["jet"](np.clip(heatmap, 0, 1))[..., :3] * 255.0
+    return 0.5 * jet + 0.5 * np.asarray(image.convert("RGB"), dtype=np.float64)
+
+
+def test_folder_with_a_corrupt_image(model, images, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert _run(model, images, out, "--text-maps") == 0
+    captured = capsys.readouterr()
+    assert "broken.png" in captured.err and "skipped" in captured.err
+    failures = (out / "failures.txt").read_text().splitlines()
+    assert len(failures) == 1 and failures[0].startswith(str(images / "broken.png") + "\t")
+    assert "truncated" in failures[0]
+
+    clip = load_clip(*model)
+    ex = GradECLIP(clip)
+    expected_files = {"scores.csv", "failures.txt"}
+    for name, (w, h) in GOOD.items():
+        stem = Path(name).stem
+        image = Image.open(images / name).convert("RGB")
+        reference = ex(image, TEXTS)
+        words = ex.explain_texts(TEXTS, image)
+        for text, ref, te in zip(TEXTS, reference, words):
+            base = out / stem / slug(text)
+            expected_files |= {f"{stem}/{slug(text)}{s}" for s in (".png", ".npz", "_words.csv", "_words.png")}
+            # overlay: same size as the image, colours = 0.5 * jet(heat map) + 0.5 * image
+            with Image.open(f"{base}.png") as png:
+                assert png.format == "PNG" and png.size == (w, h) and png.mode == "RGB"
+                pixels = np.asarray(png, dtype=np.float64)
+            assert np.abs(pixels - _expected_blend(image, ref.heatmap)).max() <= 1.0
+            # npz: the same grid, heat map, scores
+            with np.load(f"{base}.npz") as z:
+                assert {"grid", "heatmap", "score", "model_score"} <= set(z.files)
+                np.testing.assert_allclose(z["grid"], ref.grid, rtol=1e-6, atol=1e-7)
+                assert z["heatmap"].shape == (h, w)
+                np.testing.assert_allclose(z["heatmap"].astype(np.float32), ref.heatmap, atol=1e-3)
+                assert float(z["score"]) == pytest.approx(ref.score, abs=1e-6)
+                assert float(z["model_score"]) == pytest.approx(ref.model_score, abs=1e-6)
+                assert str(z["text"]) == text
+            # words CSV: one row per word, importances summing to 1
+            with open(f"{base}_words.csv", newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+            assert list(rows[0].keys()) == ["text", "word_index", "word", "score"]
+            assert [r["word"] for r in rows] == [wd.text for wd in te.words]
+            assert [int(r["word_index"]) for r in rows] == list(range(len(te.words)))
+            assert all(r["text"] == text for r in rows)
+            scores = np.array([float(r["score"]) for r in rows])
+            assert scores.sum() == pytest.approx(1.0, abs=1e-5 * len(rows))
+            np.testing.assert_allclose(scores, te.importance("sum"), atol=1e-6)
+            with Image.open(f"{base}_words.png") as fig:
+                assert fig.format == "PNG" and fig.size[0] > 100
+    # summary
+    with open(out / "scores.csv", newline="") as f:
+        summary = list(csv.DictReader(f))
+    assert len(summary) == len(GOOD) * len(TEXTS)
+    # nothing else in the output folder: no temporary files, no folder for the broken image
+    found = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    assert found == expected_files
+    assert not (out / "broken").exists()
+
+
+def test_list_file_input(model, images, tmp_path, capsys):
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# two images\nimages/landscape.png\n\n{images / 'portrait.jpg'}\n")
+    out = tmp_path / "out-list"
+    assert _run(model, listing, out) == 0
+    assert "wrote explanations of 2 images" in capsys.readouterr().out
+    for name, (w, h) in GOOD.items():
+        for text in TEXTS:
+            with Image.open(out / Path(name).stem / f"{slug(text)}.png") as png:
+                assert png.size == (w, h)
+            assert (out / Path(name).stem / f"{slug(text)}.npz").is_file()
+            assert not (out / Path(name).stem / f"{slug(text)}_words.csv").exists()  # no --text-maps
+    assert not (out / "failures.txt").exists()
+    assert not [p for p in out.rglob(".*")]
+
+
+def test_keep_aspect_single_image(model, images, tmp_path):
+    out = tmp_path / "out-keep"
+    assert _run(model, images / "landscape.png", out, "--keep-aspect") == 0
+    with np.load(out / "landscape" / f"{slug(TEXTS[0])}.npz") as z:
+        assert z["grid"].shape == (round(43 / 8), round(61 / 8))
+        assert z["heatmap"].shape == (43, 61)
+        assert tuple(z["box"]) == (0.0, 0.0, 61.0, 43.0)
+
+
+def test_only_bad_images_exit_1_and_bad_model_exit_2(model, images, tmp_path, capsys):
+    assert _run(model, images / "broken.png", tmp_path / "o1") == 1
+    assert "broken.png" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _run(model, empty, tmp_path / "o2") == 2
+    assert "no images found" in capsys.readouterr().err
+    code = main(["explain", str(images), "--text", "a dog", "--out", str(tmp_path / "o3"), "--model", "ViT-B-61",
+                 "--pretrained", "none", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown architecture" in err and "Traceback" not in err
+
+
+def test_overlay_matches_an_independent_blend_across_row_blocks():
+    """Larger than one block of rows (render works in ~1M-pixel blocks), odd width."""
+    image = random_image(1501, 900, seed=3)
+    heat = np.random.default_rng(0).random((900, 1501)).astype(np.float32)
+    heat[0, 0], heat[1, 1] = -0.5, 1.5  # clipped to [0, 1]
+    got = np.asarray(render.overlay(image, heat), dtype=np.float64)
+    assert np.abs(got - _expected_blend(image, heat)).max() <= 1.0
+    with pytest.raises(ValueError, match="does not match"):
+        render.overlay(image, heat[:-1])
