@@ -71,6 +71,10 @@ def explain_command(args: argparse.Namespace) -> int:
         print(f"error: no images found in {args.images}", file=sys.stderr)
         return 2
     texts = list(args.text)
+    empty = [t for t in texts if not t.strip()]
+    if empty:
+        print(f"error: empty --text {empty[0]!r}: every text must have something to explain", file=sys.stderr)
+        return 2
     try:
         explainer = GradECLIP.from_pretrained(
             args.model, args.pretrained, device=args.device, precision=args.precision,
@@ -114,6 +118,7 @@ def explain_command(args: argparse.Namespace) -> int:
                 plt.close(fig)
     atomic_write(out / "scores.csv", lambda p: _write_csv(
         p, ["image", "folder", "text", "score", "model_score"], summary_rows))
+    (out / "failures.txt").unlink(missing_ok=True)  # never leave an earlier run's failures beside this run's output
     if failures:
         atomic_write(out / "failures.txt", lambda p: p.write_text("".join(f"{a}\t{b}\n" for a, b in failures)))
         print(f"{len(failures)} of {len(paths)} images skipped (listed in {out / 'failures.txt'})", file=sys.stderr)

@@ -65,7 +65,9 @@ def _minmax_over(x: Tensor, positions: Tensor) -> Tensor:
     lo = x.masked_fill(~pos, float("inf")).amin(dim=-1, keepdim=True)
     hi = x.masked_fill(~pos, float("-inf")).amax(dim=-1, keepdim=True)
     span = hi - lo
-    out = torch.where(span > 0, (x - lo) / span.clamp_min(torch.finfo(x.dtype).tiny), torch.zeros_like(x))
+    # Equal similarities everywhere (e.g. a single patch) carry no spatial preference: weight 1, not 0, so the map
+    # falls back to the channel-weighted values instead of vanishing.
+    out = torch.where(span > 0, (x - lo) / span.clamp_min(torch.finfo(x.dtype).tiny), torch.ones_like(x))
     return out.masked_fill(~pos, 0.0)
 
 

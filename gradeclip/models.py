@@ -39,10 +39,16 @@ class LoadedClip:
         return next(self.model.parameters()).device
 
 
+_REGISTERED: set[Path] = set()
+
+
 def register_model_configs(directory: Path = MODEL_CONFIG_DIR) -> None:
-    """Make the project's own model configs (the toy CLIP) known to open_clip's factory by name."""
-    if directory.is_dir():
+    """Make the project's own model configs (the toy CLIP) known to open_clip's factory by name (once per folder:
+    open_clip rescans every registered folder on each registration)."""
+    directory = Path(directory).resolve()
+    if directory.is_dir() and directory not in _REGISTERED:
         open_clip.add_model_config(directory)
+        _REGISTERED.add(directory)
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:

@@ -191,7 +191,7 @@ def reference_text_map(clip, text, image_emb, layers):
     score = F.cosine_similarity(emb, image_emb, dim=-1)
     grads = torch.autograd.grad(score.sum(), os_)
     total = sum((val * g[:, eos:eos + 1]).sum(-1) * lam for val, g, lam in zip(vs, grads, lams))
-    return torch.relu(total)[0, 1:eos].detach(), float(score)  # sum over layers, THEN ReLU
+    return torch.relu(total)[0, 1:eos].detach(), float(score.detach())  # sum over layers, THEN ReLU
 
 
 @pytest.mark.parametrize("layers", [1, 2, 3])
@@ -245,3 +245,12 @@ def test_half_precision_models_give_float32_maps_close_to_fp32(dtype):
     assert half.grid.dtype == np.float32 and np.isfinite(half.grid).all()
     assert np.corrcoef(full.grid.ravel(), half.grid.ravel())[0, 1] > 0.99
     assert half.score == pytest.approx(full.score, abs=0.02)
+
+
+def test_single_patch_map_falls_back_to_channel_weighted_values(vit):
+    """With one patch (a tiny keep-aspect input) min-max of cos(q, k) is undefined: lambda is 1, not 0."""
+    img = random_image(8, 8, seed=12)  # keep-aspect with patch 8 gives one patch
+    loose = GradECLIP(vit, keep_aspect=True)(img, ["a cube"])[0].grid
+    plain = GradECLIP(vit, keep_aspect=True, spatial="none")(img, ["a cube"])[0].grid
+    assert loose.shape == (1, 1)
+    np.testing.assert_allclose(loose, plain, rtol=1e-6)
