@@ -154,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32")
     ex.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     ex.set_defaults(func=explain_command)
+
+    from gradeclip.toyworld.cli import add_toyworld_commands  # argparse only; heavy imports inside the commands
+
+    add_toyworld_commands(sub)
     return parser
 
 

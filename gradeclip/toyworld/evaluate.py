@@ -1,0 +1,339 @@
+"""Numbers for the toy CLIP's model card, measured on held-out toy scenes (numpy only; no pandas, no scipy).
+
+Two evaluations, each on its own seed from ``EVAL_SEEDS`` (training refuses those seeds):
+
+* zero-shot attributes: single-object scenes; the predicted value of a category is the prompt with the highest
+  cosine among that category's prompts ("a red object" ... 8-way colour, "a cube" ... 3-way shape, "a small
+  object" / "a large object" size). Accuracy with a Wilson 95% interval.
+* localisation: scenes with 2-4 objects; in each scene one object that is unique by colour and shape is named
+  ("a red cube", the training captions' form) and its map is scored against the exact instance masks:
+
+  - pointing game: the pixel where the map, upsampled bilinearly to the image, is largest lies inside the named
+    object's mask (ties: the first such pixel in row-major order; a constant map counts as a miss);
+  - energy share: map mass inside the named object's mask / map mass inside all objects' masks (a map with no
+    mass on any object scores 0).
+
+  Three maps per text: Grad-ECLIP (heads "single" and "multi"), the class token's raw attention in the last block
+  (softmax attention row over the patches, averaged over the model's heads; the same for every text), and a uniform
+  map. The uniform map is scored by its expected value: its argmax is a uniformly random pixel, so its pointing
+  game is the named object's area / image area, and its energy share is the named object's area / all objects'
+  area. Proportions get Wilson 95% intervals, means a normal-approximation 95% interval (mean +- 1.96 sd / sqrt n).
+  The single-head recomputation gap is the mean |score - model_score| of the explained (image, text) pairs.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from gradeclip import geometry
+from gradeclip.clevr import atomic_write_bytes
+from gradeclip.explainer import GradECLIP
+from gradeclip.models import LoadedClip, load_clip
+from gradeclip.toyworld.captions import unique_referring_expressions
+from gradeclip.toyworld.layout import ToyWorldConfig
+from gradeclip.toyworld.scenes import ToyScene, generate_scene
+from gradeclip.toyworld.train import EVAL_SEEDS, MODEL_NAME
+from gradeclip.toyworld.vocabulary import COLORS, SHAPES, SIZES
+
+ZERO_SHOT_SEED, LOCALISATION_SEED = EVAL_SEEDS
+ZERO_SHOT_PROMPTS = {
+    "color": [f"a {c} object" for c in COLORS],
+    "shape": [f"a {s}" for s in SHAPES],
+    "size": [f"a {s} object" for s in SIZES],
+}
+ZERO_SHOT_LABELS = {"color": list(COLORS), "shape": list(SHAPES), "size": list(SIZES)}
+LOCALISATION_TEMPLATE = "a {}"  # around the referring expression "red cube"
+TARGETS = {"zero_shot": {"color": 0.9, "shape": 0.8, "size": 0.8},
+           "pointing": 0.65, "energy_share": 0.75, "margin_over_raw_attention": 0.15}
+HEADS = ("single", "multi")
+Z95 = 1.959963984540054
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Statistics
+# ---------------------------------------------------------------------------------------------------------------
+def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a proportion."""
+    if n == 0:
+        return (math.nan, math.nan)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    # the interval contains p in exact arithmetic; clamping keeps it so at p = 0 or 1 despite rounding
+    return (max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))
+
+
+def proportion(hits: np.ndarray) -> dict:
+    hits = np.asarray(hits, dtype=np.float64)
+    return {"value": float(hits.mean()), "ci95": list(wilson_interval(hits.sum(), len(hits))), "n": len(hits),
+            "ci_method": "wilson"}
+
+
+def mean_with_ci(values: np.ndarray, z: float = Z95) -> dict:
+    values = np.asarray(values, dtype=np.float64)
+    mean = float(values.mean())
+    half = z * float(values.std(ddof=1)) / math.sqrt(len(values)) if len(values) > 1 else math.nan
+    return {"value": mean, "ci95": [mean - half, mean + half], "n": len(values), "ci_method": "normal"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Map metrics
+# ---------------------------------------------------------------------------------------------------------------
+def pointing_hit(pixel_map: np.ndarray, mask: np.ndarray) -> bool:
+    """Whether the map's largest pixel lies in ``mask``; a constant map points nowhere (False)."""
+    if pixel_map.max() <= pixel_map.min():
+        return False
+    return bool(mask.flat[int(np.argmax(pixel_map))])
+
+
+def energy_share(pixel_map: np.ndarray, mask: np.ndarray, all_objects: np.ndarray) -> float:
+    """Map mass in ``mask`` / map mass in ``all_objects`` (0 when the map puts nothing on any object)."""
+    on_objects = float(pixel_map[all_objects].sum())
+    return float(pixel_map[mask].sum()) / on_objects if on_objects > 0 else 0.0
+
+
+def uniform_pointing(mask: np.ndarray) -> float:
+    """Expected pointing game of a uniform map: its argmax is a uniformly random pixel."""
+    return float(mask.mean())
+
+
+def uniform_energy_share(mask: np.ndarray, all_objects: np.ndarray) -> float:
+    return float(mask.sum()) / float(all_objects.sum())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------------------------------------------
+def model_input_size(clip: LoadedClip) -> int:
+    return int(clip.preprocessing.size[0])
+
+
+def scene_inputs(clip: LoadedClip, scenes: Sequence[ToyScene]) -> tuple[torch.Tensor, list[geometry.Registration]]:
+    """The model's own preprocessing of each scene image (what ``GradECLIP`` does with a PIL image)."""
+    prepared = [geometry.standard_input(Image.fromarray(s.image), clip.preprocessing) for s in scenes]
+    return torch.stack([p[0] for p in prepared]), [p[1] for p in prepared]
+
+
+@torch.no_grad()
+def encode_images(clip: LoadedClip, pixels: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    chunks = [clip.model.encode_image(pixels[i:i + batch_size].to(clip.device)) for i in
+              range(0, len(pixels), batch_size)]
+    return F.normalize(torch.cat(chunks).float(), dim=-1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Zero-shot attributes
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass
+class ZeroShot:
+    labels: dict[str, list[str]]  # true value per category, per scene
+    predicted: dict[str, list[str]]
+    probabilities: dict[str, np.ndarray]  # (n, n_values): softmax of the model's logit scale x cosine
+
+
+def zero_shot_scenes(n_scenes: int, image_size: int, seed: int = ZERO_SHOT_SEED) -> list[ToyScene]:
+    config = ToyWorldConfig(image_size=image_size, min_objects=1, max_objects=1)
+    return [generate_scene(seed, i, "eval", config) for i in range(n_scenes)]
+
+
+def zero_shot_predictions(clip: LoadedClip, scenes: Sequence[ToyScene]) -> ZeroShot:
+    explainer = GradECLIP(clip)
+    images = encode_images(clip, scene_inputs(clip, scenes)[0])
+    scale = clip.model.logit_scale.exp().item()
+    labels, predicted, probabilities = {}, {}, {}
+    for category, prompts in ZERO_SHOT_PROMPTS.items():
+        logits = scale * images @ explainer.encode_texts(prompts).T
+        probs = logits.softmax(dim=-1).double().cpu().numpy()
+        values = ZERO_SHOT_LABELS[category]
+        labels[category] = [s.record["objects"][0][category] for s in scenes]
+        predicted[category] = [values[j] for j in probs.argmax(axis=1)]
+        probabilities[category] = probs
+    return ZeroShot(labels, predicted, probabilities)
+
+
+def zero_shot_metrics(clip: LoadedClip, n_scenes: int, seed: int = ZERO_SHOT_SEED) -> dict:
+    result = zero_shot_predictions(clip, zero_shot_scenes(n_scenes, model_input_size(clip), seed))
+    out = {"n_scenes": n_scenes, "seed": seed, "prompts": ZERO_SHOT_PROMPTS}
+    for category in ZERO_SHOT_PROMPTS:
+        hits = np.equal(result.labels[category], result.predicted[category])
+        out[category] = {"accuracy": proportion(hits), "chance": 1 / len(ZERO_SHOT_LABELS[category])}
+    return out
+
+
+def zero_shot_reference(clip: LoadedClip, n_scenes: int = 12, seed: int = ZERO_SHOT_SEED) -> dict:
+    """Predictions on a few held-out scenes, stored with a checkpoint so that a test can check that loading it
+    still gives the same model."""
+    result = zero_shot_predictions(clip, zero_shot_scenes(n_scenes, model_input_size(clip), seed))
+    return {"seed": seed, "n_scenes": n_scenes, "image_size": model_input_size(clip), "prompts": ZERO_SHOT_PROMPTS,
+            "predicted": result.predicted,
+            "probabilities": {c: np.round(p, 6).tolist() for c, p in result.probabilities.items()}}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Localisation
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass
+class NamedObject:
+    scene: ToyScene
+    object_index: int
+    text: str
+
+
+def localisation_samples(n_scenes: int, image_size: int, seed: int = LOCALISATION_SEED) -> list[NamedObject]:
+    """Scenes 0, 1, ... of ``seed`` with 2-4 objects, each with one object named by colour and shape, chosen at
+    random (seeded per scene) among the objects that this names uniquely; scenes without one are skipped."""
+    config = ToyWorldConfig(image_size=image_size, min_objects=2, max_objects=4)
+    samples, index = [], 0
+    while len(samples) < n_scenes:
+        scene = generate_scene(seed, index, "eval", config)
+        expressions = unique_referring_expressions(scene.record, ("color+shape",))
+        if expressions:
+            chosen = expressions[int(np.random.default_rng([seed, index]).integers(len(expressions)))]
+            samples.append(NamedObject(scene, chosen.object_index, LOCALISATION_TEMPLATE.format(chosen.text)))
+        index += 1
+    return samples
+
+
+@torch.no_grad()
+def class_token_attention(explainer: GradECLIP, pixels: torch.Tensor) -> torch.Tensor:
+    """(N, h, w): the class token's softmax attention over the patches in the last block, averaged over the
+    model's heads (the model's own multi-head attention, read through the same adapter Grad-ECLIP uses)."""
+    tower = explainer.image_tower
+    x = tower.embed(pixels.to(explainer.device))
+    for layer in tower.layers[:-1]:
+        x = layer.module(x)
+    last = tower.layers[-1]
+    q, k, v = last.attention.qkv(last.pre(x))
+    query = tower.query_rows(x)[:, None]
+    _, attention = last.attention.model_attention(q[:, :1], k, v, query, None)  # (N, heads, 1, T)
+    row = attention.float().mean(dim=1)[:, 0, tower.spatial_rows(x)]
+    return row.reshape(len(pixels), *tower.grid_of(pixels))
+
+
+def _score_maps(grids: np.ndarray, samples: Sequence[NamedObject], registrations) -> tuple[np.ndarray, np.ndarray]:
+    hits, shares = [], []
+    for grid, sample, reg in zip(grids, samples, registrations):
+        pixel_map = geometry.grid_to_pixels(grid, reg)
+        masks = sample.scene.object_masks()
+        named, everything = masks[sample.object_index], masks.any(axis=0)
+        hits.append(pointing_hit(pixel_map, named))
+        shares.append(energy_share(pixel_map, named, everything))
+    return np.array(hits), np.array(shares)
+
+
+def _summary(hits: np.ndarray, shares: np.ndarray) -> dict:
+    return {"pointing": proportion(hits), "energy_share": mean_with_ci(shares)}
+
+
+def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATION_SEED,
+                         heads: Sequence[str] = HEADS, batch_size: int = 32) -> dict:
+    samples = localisation_samples(n_scenes, model_input_size(clip), seed)
+    pixels, registrations = scene_inputs(clip, [s.scene for s in samples])
+    explainers = {h: GradECLIP(clip, heads=h) for h in heads}
+    text_embeddings = explainers[heads[0]].encode_texts([s.text for s in samples])
+
+    grids = {h: [] for h in heads}
+    gaps = {h: [] for h in heads}
+    raw = []
+    for start in range(0, len(samples), batch_size):
+        batch = slice(start, start + batch_size)
+        n = len(samples[batch])
+        for h, explainer in explainers.items():
+            # every image of the batch against every text of the batch; each image's own text is the diagonal
+            maps = explainer.explain_pixels(pixels[batch], text_embeddings[batch])
+            diagonal = torch.arange(n)
+            grids[h].append(maps.grids[diagonal, diagonal].cpu().double().numpy())
+            gaps[h].append((maps.scores[diagonal, diagonal] - maps.model_scores[diagonal, diagonal]).abs().cpu())
+        raw.append(class_token_attention(explainers[heads[0]], pixels[batch]).cpu().double().numpy())
+
+    raw_hits, raw_shares = _score_maps(np.concatenate(raw), samples, registrations)
+    uniform_hits, uniform_shares = [], []
+    areas = []
+    for s in samples:
+        masks = s.scene.object_masks()
+        uniform_hits.append(uniform_pointing(masks[s.object_index]))
+        uniform_shares.append(uniform_energy_share(masks[s.object_index], masks.any(axis=0)))
+        areas.append(masks[s.object_index].mean())
+    raw_summary = _summary(raw_hits, raw_shares)
+    uniform_summary = {"pointing": mean_with_ci(uniform_hits), "energy_share": mean_with_ci(uniform_shares)}
+
+    out = {"n_scenes": len(samples), "seed": seed, "objects_per_scene": [2, 4],
+           "text_template": LOCALISATION_TEMPLATE.format("{color} {shape}"),
+           "image_size": model_input_size(clip), "mean_named_object_area_fraction": float(np.mean(areas))}
+    for h in heads:
+        hits, shares = _score_maps(np.concatenate(grids[h]), samples, registrations)
+        gap = torch.cat(gaps[h]).double().numpy()
+        grad = _summary(hits, shares)
+        out[h] = {
+            "grad_eclip": grad,
+            "raw_attention": raw_summary,
+            "uniform": uniform_summary,
+            "margin_over_raw_attention": {
+                m: grad[m]["value"] - raw_summary[m]["value"] for m in ("pointing", "energy_share")},
+            "score_gap": {"mean_abs": float(gap.mean()), "max_abs": float(gap.max()),
+                          "definition": "|cosine of the recomputed network - cosine of the model|"},
+        }
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Everything
+# ---------------------------------------------------------------------------------------------------------------
+def check_targets(metrics: dict) -> dict:
+    """Which of the model card's targets the metrics meet."""
+    checks = {f"zero_shot_{c}": metrics["zero_shot"][c]["accuracy"]["value"] >= t
+              for c, t in TARGETS["zero_shot"].items()}
+    for h in HEADS:
+        block = metrics["localisation"].get(h)
+        if block is None:
+            continue
+        for m in ("pointing", "energy_share"):
+            checks[f"{h}_{m}"] = block["grad_eclip"][m]["value"] >= TARGETS[m]
+            checks[f"{h}_{m}_margin_over_raw_attention"] = \
+                block["margin_over_raw_attention"][m] >= TARGETS["margin_over_raw_attention"]
+    return checks
+
+
+def evaluate_clip(clip: LoadedClip, n_scenes: int = 1000, n_zero_shot: Optional[int] = None,
+                  threads: Optional[int] = 2) -> dict:
+    """All model-card metrics of a loaded CLIP as one JSON-ready dict."""
+    if threads:
+        torch.set_num_threads(threads)
+    metrics = {
+        "model": {"name": clip.name, "pretrained": str(clip.pretrained) if clip.pretrained else None},
+        "zero_shot": zero_shot_metrics(clip, n_zero_shot or n_scenes),
+        "localisation": localisation_metrics(clip, n_scenes),
+        "definitions": {
+            "pointing": "argmax of the map upsampled bilinearly to the image's pixels lies in the named object's "
+                        "mask; a constant map is a miss",
+            "energy_share": "map mass in the named object's mask / map mass in all objects' masks (0 if none)",
+            "raw_attention": "class token's softmax attention row over the patches in the last block, "
+                             "averaged over heads",
+            "uniform": "expected value for a constant map: pointing = named object's area / image area "
+                       "(argmax is a uniformly random pixel), energy share = named area / all objects' area",
+            "ci95": "Wilson for proportions, mean +- 1.96 sd/sqrt(n) for means",
+        },
+        "targets": TARGETS,
+    }
+    metrics["targets_met"] = check_targets(metrics)
+    return metrics
+
+
+def evaluate_checkpoint(checkpoint: os.PathLike | str, model_name: str = MODEL_NAME, **kwargs) -> dict:
+    """Load a toy checkpoint the way any local checkpoint is loaded and evaluate it."""
+    return evaluate_clip(load_clip(model_name, str(checkpoint)), **kwargs)
+
+
+def write_json(data: dict, path: os.PathLike | str) -> Path:
+    path = Path(path)
+    atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
+    return path

@@ -1,0 +1,256 @@
+"""The toy CLIP: training, the shipped checkpoint, and the model-card evaluation."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+from PIL import Image
+
+from gradeclip import geometry
+from gradeclip.models import load_clip, register_model_configs
+from gradeclip.toyworld import evaluate as ev
+from gradeclip.toyworld import train as tr
+from gradeclip.toyworld.cli import add_toyworld_commands
+from gradeclip.toyworld.layout import ToyWorldConfig
+from gradeclip.toyworld.scenes import generate_scene
+
+TOY_DIR = Path(__file__).resolve().parents[1] / "data" / "toy_clip"
+CHECKPOINT = TOY_DIR / "gradeclip-toy-ViT.pt"
+REFERENCE = TOY_DIR / "zero_shot_reference.json"
+NA, NO = tr.NO_ATTRIBUTE, tr.NO_OBJECT
+SIZE, COLOR, MATERIAL, SHAPE = range(4)  # ATTRIBUTE_CATEGORIES order: size, color, material, shape
+
+
+def tiny_toy_model(seed: int = 0) -> CLIP:
+    torch.manual_seed(seed)
+    vision = CLIPVisionCfg(layers=1, width=32, head_width=16, image_size=32, patch_size=8, mlp_ratio=2.0)
+    text = CLIPTextCfg(context_length=77, vocab_size=49408, width=32, heads=2, layers=1)
+    return CLIP(embed_dim=16, vision_cfg=vision, text_cfg=text)
+
+
+TINY_RECIPE = tr.TrainRecipe(pool_size=96, batch_size=24, lr=3e-3, warmup_steps=5)
+
+
+@pytest.fixture(scope="module")
+def toy_clip():
+    assert CHECKPOINT.is_file(), f"shipped checkpoint {CHECKPOINT} is missing"
+    return load_clip(tr.MODEL_NAME, str(CHECKPOINT))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training pieces
+# ---------------------------------------------------------------------------------------------------------------
+def test_short_training_lowers_the_loss_and_is_seeded():
+    # threads=1: a tiny model gains nothing from two threads, and they spin against any other load on the machine
+    runs = [tr.train_toy_clip(None, steps=40, seed=3, recipe=TINY_RECIPE, model=tiny_toy_model(), log_every=0,
+                              threads=1) for _ in range(2)]
+    losses = np.array(runs[0].losses)
+    assert len(losses) == 40
+    assert losses[-8:].mean() < losses[:8].mean() - 0.3, losses
+    np.testing.assert_array_equal(losses, runs[1].losses)
+
+
+def test_a_minutes_run_is_reproduced_by_its_step_count():
+    recipe = tr.TrainRecipe(pool_size=48, batch_size=8, warmup_steps=20, hard_negatives=1)
+    timed = tr.train_toy_clip(None, minutes=0.04, seed=4, recipe=recipe, model=tiny_toy_model(), log_every=0,
+                              threads=1, calibration_steps=15)
+    assert timed.seconds <= 0.04 * 60 + 1.0
+    assert timed.metadata["steps"] == len(timed.losses) > 15
+    if timed.metadata["stopped_by_budget"]:
+        pytest.skip("machine slowed down after the calibration; nothing to reproduce")
+    counted = tr.train_toy_clip(None, steps=timed.steps, seed=4, recipe=recipe, model=tiny_toy_model(),
+                                log_every=0, threads=1)
+    np.testing.assert_array_equal(timed.losses, counted.losses)
+
+
+def test_training_refuses_the_evaluation_seeds():
+    with pytest.raises(ValueError, match="reserved"):
+        tr.render_pool(ev.ZERO_SHOT_SEED, 2, 32)
+
+
+def test_truncated_text_forward_equals_the_models_encode_text():
+    model = tiny_toy_model().eval()
+    tokens = open_clip.get_tokenizer(tr.MODEL_NAME)(["a red cube", "a small object and a large blue metal sphere"])
+    with torch.no_grad():
+        torch.testing.assert_close(tr.encode_text_truncated(model, tokens), model.encode_text(tokens),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_caption_truth_and_text():
+    # scene: a small red rubber cube and a large blue metal sphere (one padding row)
+    scene = np.array([[[0, 1, 0, 0], [1, 2, 1, 1], [NO] * 4]], dtype=np.int8)
+    red_cube = [[NA, 1, NA, 0], [NO] * 4, [NO] * 4]
+    blue_cube = [[NA, 2, NA, 0], [NO] * 4, [NO] * 4]  # both words occur, but not on one object
+    two = [[NA, 1, NA, NA], [1, NA, NA, 1], [NO] * 4]
+    captions = np.array([red_cube, blue_cube, two], dtype=np.int8)
+    assert tr.captions_true(captions, scene)[:, 0].tolist() == [True, False, True]
+    assert [tr.caption_text(c) for c in captions] == ["a red cube", "a blue cube",
+                                                      "a red object and a large sphere"]
+
+
+def test_hard_negatives_are_false_and_positives_true():
+    pool = tr.render_pool(5, 40, 32)
+    rng = np.random.default_rng(0)
+    positives = tr.sample_captions(rng, pool.codes, tr.TrainRecipe())
+    negatives = tr.hard_negatives(rng, positives, pool.codes, per_image=3)
+    assert np.diag(tr.captions_true(positives, pool.codes)).all()
+    for j in range(3):
+        made = negatives[:, j, 0, 0] != NO
+        assert made.sum() >= 30
+        assert not np.diag(tr.captions_true(negatives[:, j], pool.codes))[made].any()
+    # the first negative changes the shape whenever the caption names one
+    names_shape = (positives[:, :, SHAPE] >= 0).any(axis=1) & (negatives[:, 0, 0, 0] != NO)
+    assert ((negatives[:, 0, :, SHAPE] != positives[:, :, SHAPE]).any(axis=1) | ~names_shape).all()
+
+
+def test_masked_loss_ignores_captions_true_of_other_images():
+    torch.manual_seed(0)
+    images = torch.nn.functional.normalize(torch.randn(3, 8), dim=-1)
+    texts = torch.nn.functional.normalize(torch.randn(3, 8), dim=-1)
+    scale = torch.tensor(2.0)
+    truth = torch.eye(3, dtype=torch.bool)
+    plain = tr.contrastive_loss(images, texts, None, truth, scale)
+    logits = scale.exp() * images @ texts.T
+    expected = (torch.nn.functional.cross_entropy(logits, torch.arange(3))
+                + torch.nn.functional.cross_entropy(logits.T, torch.arange(3))) / 2
+    torch.testing.assert_close(plain, expected)
+    truth[1, 0] = True  # caption 1 is also true of image 0: it must not act as image 0's negative
+    moved = texts.clone()
+    moved[1] = images[0]
+    assert not torch.isclose(tr.contrastive_loss(images, moved, None, torch.eye(3, dtype=torch.bool), scale),
+                             tr.contrastive_loss(images, texts, None, torch.eye(3, dtype=torch.bool), scale))
+    masked_a = tr.contrastive_loss(images, texts, None, truth, scale)
+    logits_a = logits.clone()
+    logits_a[0, 1] = float("-inf")
+    expected_a = (torch.nn.functional.cross_entropy(logits_a, torch.arange(3))
+                  + torch.nn.functional.cross_entropy(logits_a.T, torch.arange(3))) / 2
+    torch.testing.assert_close(masked_a, expected_a)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The shipped model
+# ---------------------------------------------------------------------------------------------------------------
+def test_toy_architecture_is_registered_with_open_clips_tokenizer():
+    register_model_configs()
+    assert tr.MODEL_NAME in open_clip.list_models()
+    tokenizer = open_clip.get_tokenizer(tr.MODEL_NAME)
+    assert type(tokenizer).__name__ == "SimpleTokenizer"
+    assert tokenizer.context_length == 77
+    from gradeclip.toyworld import cli as toy_cli
+
+    assert toy_cli.MODEL_NAME == tr.MODEL_NAME  # the CLI's default spells the name out to avoid importing torch
+
+
+def test_shipped_checkpoint_is_small_and_fp16():
+    assert CHECKPOINT.is_file(), "the toy CLIP is shipped in data/toy_clip"
+    assert CHECKPOINT.stat().st_size <= 20 * 2 ** 20
+    state = torch.load(CHECKPOINT, map_location="cpu", weights_only=True)["state_dict"]
+    assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float16}
+
+
+def test_shipped_checkpoint_loads_as_fp32_with_its_fp16_values(toy_clip):
+    state = torch.load(CHECKPOINT, map_location="cpu", weights_only=True)["state_dict"]
+    params = dict(toy_clip.model.named_parameters())
+    for name in ("visual.proj", "token_embedding.weight", "logit_scale"):
+        assert params[name].dtype == torch.float32
+        torch.testing.assert_close(params[name], state[name].float(), rtol=0, atol=0)
+
+
+def test_training_pixels_equal_the_loaded_models_preprocessing(toy_clip):
+    size = ev.model_input_size(toy_clip)
+    scene = generate_scene(11, 0, "train", ToyWorldConfig(image_size=size))
+    loaded, _ = geometry.standard_input(Image.fromarray(scene.image), toy_clip.preprocessing)
+    torch.testing.assert_close(tr.normalise_images(scene.image[None])[0], loaded, rtol=0, atol=1e-6)
+
+
+def test_shipped_checkpoint_reproduces_the_stored_zero_shot_predictions(toy_clip):
+    reference = json.loads(REFERENCE.read_text())
+    current = ev.zero_shot_reference(toy_clip, reference["n_scenes"], reference["seed"])
+    assert current["prompts"] == reference["prompts"]
+    for category, labels in reference["predicted"].items():
+        assert current["predicted"][category] == labels
+        np.testing.assert_allclose(current["probabilities"][category], reference["probabilities"][category],
+                                   atol=1e-4)
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(toy_clip, tmp_path):
+    path = tr.save_checkpoint(toy_clip.model, tmp_path / "copy.pt", {"note": "round trip"})
+    again = load_clip(tr.MODEL_NAME, str(path))
+    assert tr.checkpoint_metadata(path) == {"note": "round trip"}
+    pixels = torch.randn(2, 3, *toy_clip.preprocessing.size)
+    tokens = toy_clip.tokenizer(["a red cube", "a small object"])
+    with torch.no_grad():
+        assert torch.equal(toy_clip.model.encode_image(pixels), again.model.encode_image(pixels))
+        assert torch.equal(toy_clip.model.encode_text(tokens), again.model.encode_text(tokens))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------------------------------
+def test_map_metrics_on_known_maps():
+    mask = np.zeros((4, 4), dtype=bool)
+    mask[:2, :2] = True
+    others = mask.copy()
+    others[3, 3] = True
+    peak = np.zeros((4, 4))
+    peak[1, 1] = 1.0
+    peak[3, 3] = 0.5
+    assert ev.pointing_hit(peak, mask)
+    assert not ev.pointing_hit(np.ones((4, 4)), mask)  # a constant map points nowhere
+    assert ev.energy_share(peak, mask, others) == pytest.approx(1.0 / 1.5)
+    assert ev.energy_share(np.ones((4, 4)), mask, others) == pytest.approx(ev.uniform_energy_share(mask, others))
+    assert ev.uniform_pointing(mask) == pytest.approx(4 / 16)
+
+
+def test_confidence_intervals():
+    low, high = ev.wilson_interval(8, 10)  # textbook value (e.g. statsmodels proportion_confint, wilson)
+    assert (low, high) == (pytest.approx(0.4902, abs=1e-4), pytest.approx(0.9433, abs=1e-4))
+    summary = ev.mean_with_ci(np.array([1.0, 2.0, 3.0, 4.0]))
+    half = 1.959963984540054 * np.std([1, 2, 3, 4], ddof=1) / 2
+    assert summary["ci95"] == pytest.approx([2.5 - half, 2.5 + half])
+
+
+def test_localisation_metrics_on_a_few_scenes(toy_clip):
+    metrics = ev.localisation_metrics(toy_clip, n_scenes=6)
+    samples = ev.localisation_samples(6, ev.model_input_size(toy_clip))
+    area = [s.scene.object_masks()[s.object_index].mean() for s in samples]
+    share = [s.scene.object_masks()[s.object_index].sum() / s.scene.object_masks().any(axis=0).sum()
+             for s in samples]
+    for heads in ev.HEADS:
+        block = metrics[heads]
+        for name in ("grad_eclip", "raw_attention", "uniform"):
+            for m in ("pointing", "energy_share"):
+                value, (low, high) = block[name][m]["value"], block[name][m]["ci95"]
+                assert 0.0 <= value <= 1.0 and low <= value <= high
+        assert block["uniform"]["pointing"]["value"] == pytest.approx(np.mean(area))
+        assert block["uniform"]["energy_share"]["value"] == pytest.approx(np.mean(share))
+    assert metrics["multi"]["score_gap"]["mean_abs"] == 0.0
+    assert metrics["single"]["score_gap"]["mean_abs"] > 0.0
+    for s in samples:  # each text names exactly one object of its scene, by colour and shape
+        obj = s.scene.record["objects"][s.object_index]
+        assert s.text == f"a {obj['color']} {obj['shape']}"
+        assert sum(o["color"] == obj["color"] and o["shape"] == obj["shape"] for o in s.scene.record["objects"]) == 1
+
+
+def test_cli_evaluate_and_generate(toy_clip, tmp_path):
+    parser = argparse.ArgumentParser(prog="gradeclip")
+    add_toyworld_commands(parser.add_subparsers(dest="command", required=True))
+    out = tmp_path / "metrics.json"
+    reference = tmp_path / "reference.json"
+    args = parser.parse_args(["toyworld", "evaluate", "--checkpoint", str(CHECKPOINT), "--out", str(out),
+                              "--n-scenes", "4", "--reference", str(reference)])
+    assert args.func(args) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["localisation"]["n_scenes"] == 4 and metrics["zero_shot"]["n_scenes"] == 4
+    # the reference written by the command is the one shipped with the checkpoint
+    assert json.loads(reference.read_text())["predicted"] == json.loads(REFERENCE.read_text())["predicted"]
+    args = parser.parse_args(["toyworld", "generate", "--out", str(tmp_path / "ds"), "--n", "2", "--seed", "1",
+                              "--image-size", "64"])
+    assert args.func(args) == 0
+    assert len(list((tmp_path / "ds" / "images" / "train").glob("*.png"))) == 2
