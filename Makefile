@@ -1,5 +1,5 @@
 # Entry points for a fresh machine (see README):
-#   make run    the main job on the embedded default (toy world, shipped toy CLIP), offline
+#   make run    the main job on the embedded default: the whole study on the toy world (shipped toy CLIP), offline
 #   make test   the test suite
 # Both create .venv and install the project into it first (pip, pinned torch; WordNet from Debian if missing).
 PYTHON ?= python3
@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WORDNET := /usr/share/wordnet/data.noun
 
-.PHONY: install run test system-deps clean-venv
+.PHONY: install run demo test system-deps clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,12 @@ system-deps:
 
 install: $(STAMP) system-deps
 
+# The whole study on the toy world (Snakemake, default profile: 2 cores) -> reports/report.html
 run: install
+	$(VENV)/bin/snakemake --cores 2
+
+# A quick look at the method: maps and word importances for the bundled sample scene -> results/demo/
+demo: install
 	$(PY) -m gradeclip explain data/sample/toy_scene.png --model gradeclip-toy-ViT --pretrained data/toy_clip/gradeclip-toy-ViT.pt \
 	  --text "a large red metal cube" --text "a small green sphere" --text "brown cylinder" --text-maps --out results/demo
 

@@ -1,6 +1,7 @@
 """The two install files list the same dependencies, and the entry points exist."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -53,3 +54,20 @@ def test_gradeclip_does_not_import_pandas_or_snakemake():
             "sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_readme_python_example_runs(capsys):
+    """The README's Python API example is runnable as written (from the repository root)."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert blocks, "README has no python example"
+    example = blocks[0]
+    assert len(example.strip().splitlines()) <= 5
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        exec(compile(example, "README.md", "exec"), {})
+    finally:
+        os.chdir(cwd)
+    printed = capsys.readouterr().out
+    assert printed.strip(), "the example prints its result"

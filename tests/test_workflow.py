@@ -74,6 +74,21 @@ def test_second_run_has_nothing_to_do(finished_run):
     assert "Nothing to be done" in out.stdout + out.stderr
 
 
+def test_snakemake_report_captions_every_figure(finished_run):
+    tmp, cfg = finished_run
+    report = tmp / "snakemake_report.html"
+    snakemake(cfg, "--report", str(report))
+    html = report.read_text(errors="replace")
+    figures = sorted((tmp / "reports" / "figures").glob("*.png"))
+    assert figures
+    for figure in figures:
+        assert figure.name in html, figure.name
+    # every caption file of workflow/report/ that a rule of the toy config uses is rendered into the report
+    for caption in ("table_viii.rst", "table_ix.rst", "fig14.rst", "fig18.rst"):
+        first_line = (ROOT / "workflow" / "report" / caption).read_text().strip().splitlines()[0]
+        assert first_line[:40] in html, caption
+
+
 def test_config_change_reruns_only_dependent_rules(finished_run):
     tmp, cfg = finished_run
     changed = yaml.safe_load(cfg.read_text())
@@ -100,6 +115,9 @@ def test_killed_run_resumes_to_identical_outputs(finished_run, tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (tmp_path / "reports" / "report.html").exists()
+    # a SIGKILLed snakemake cannot remove its lock: --unlock is the documented first step, and the default profile's
+    # rerun-incomplete then redoes the job that was cut off
+    snakemake(cfg, "--unlock")
     snakemake(cfg)
     assert _outputs(tmp_path).keys() == _outputs(reference).keys()
     for name, content in _outputs(tmp_path).items():
