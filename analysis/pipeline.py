@@ -494,12 +494,14 @@ def concreteness_words(word_csv_shards: Iterable[str | os.PathLike], top_n: int 
 
 def concreteness_summary(word_csv_shards: Iterable[str | os.PathLike], top_n: int | None = 1000, *,
                          exclude: Iterable[str] = (), words_only: bool = True, source: str = "brysbaert",
-                         lemma_fallback: bool = True, ratings: Mapping[str, float] | None = None
-                         ) -> CO.ConcretenessStudy:
+                         lemma_fallback: bool = True, ratings: Mapping[str, float] | None = None,
+                         counts: pd.Series | None = None) -> CO.ConcretenessStudy:
     """§V-C from word-importance CSV shards: top-``top_n`` words by frequency in the analysed captions, their
-    mean per-sentence-normalised importance, concreteness, frequency and the regressions."""
+    mean per-sentence-normalised importance, concreteness, frequency and the regressions (``ratings``,
+    ``counts``: see :func:`analysis.concreteness.concreteness_study_from_words`)."""
     words = concreteness_words(word_csv_shards, top_n, exclude=exclude, words_only=words_only)
-    return CO.concreteness_study_from_words(words, source=source, lemma_fallback=lemma_fallback, ratings=ratings)
+    return CO.concreteness_study_from_words(words, source=source, lemma_fallback=lemma_fallback, ratings=ratings,
+                                            counts=counts)
 
 
 def _fit_row(name: str, formula: str, fit: Mapping) -> dict:

@@ -180,3 +180,37 @@ def test_study_reports_unrated_words():
     study = C.concreteness_study(df, top_n=None, ratings=conc, exclude=["zzfiller"], lemma_fallback=False)
     assert study.missing["word"].tolist() == ["qwzx"]
     assert study.concreteness_fit["n"] == 4
+
+
+def test_read_original_brysbaert_file(tmp_path):
+    # the published file's layout (tab-separated, these columns), three of its rows
+    path = tmp_path / "Concreteness_ratings_Brysbaert_et_al_BRM.txt"
+    path.write_text("Word\tBigram\tConc.M\tConc.SD\tUnknown\tTotal\tPercent_known\tSUBTLEX\tDom_Pos\n"
+                    "banana\t0\t5\t0\t0\t27\t1\t912\tNoun\n"
+                    "idea\t0\t1.61\t0.94\t0\t28\t1\t9403\tNoun\n"
+                    "a cappella\t1\t2.92\t1.42\t2\t26\t0.92\t0\t#N/A\n")
+    ratings = C.read_brysbaert_ratings(path)
+    assert ratings == {"banana": 5.0, "idea": 1.61, "a cappella": 2.92}
+    table = C.lookup_concreteness(["banana", "idea", "zzz"], ratings=ratings, lemma_fallback=False)
+    assert table["match"].tolist() == ["exact", "exact", "missing"]
+    bad = tmp_path / "other.csv"
+    bad.write_text("word,rating\nbanana,5\n")
+    with pytest.raises(ValueError, match="other.csv.*Conc.M"):
+        C.read_brysbaert_ratings(bad)
+
+
+def test_corpus_word_counts_across_chunks_and_files(tmp_path):
+    a = tmp_path / "a.txt"
+    b = tmp_path / "b.txt"
+    a.write_text("The dog's ball. THE dog ran; the well-known cat\nsat.")
+    b.write_text("dog cat the")
+    for chunk in (3, 7, 1 << 20):  # words cut at every position of small chunks are re-joined
+        counts = C.corpus_word_counts([a, b], chunk_chars=chunk)
+        assert counts.to_dict() == {"the": 4, "dog": 2, "cat": 2, "dog's": 1, "ball": 1, "ran": 1,
+                                    "well-known": 1, "sat": 1}, chunk
+        assert counts.iloc[0] == counts.max()
+    words = pd.DataFrame({"word": ["the", "cat", "unicorn"]})
+    out = C.add_word_frequency(words, counts=counts)
+    np.testing.assert_allclose(out["freq"], [4 / 13, 2 / 13, 0.0])
+    assert math.isnan(out["log10_freq"].iloc[2])
+    np.testing.assert_allclose(out["zipf"].iloc[0], math.log10(4 / 13) + 9)

@@ -148,3 +148,20 @@ def test_paper_config_is_valid_and_plans_the_real_data_rules():
     assert out.returncode == 0, text
     for rule in ("download", "extract", "sam_masks", "study_design", "explain_images", "report"):
         assert rule in text
+
+
+def test_optional_frequency_corpus_and_ratings_file_enter_the_dag(tmp_path):
+    corpus = tmp_path / "openwebtext"
+    corpus.mkdir()
+    (corpus / "doc1.txt").write_text("a red cube and a red sphere")
+    ratings = tmp_path / "Concreteness_ratings_Brysbaert_et_al_BRM.txt"
+    ratings.write_text("Word\tBigram\tConc.M\nred\t0\t4.1\ncube\t0\t4.9\n")
+    cfg = small_config(tmp_path)
+    changed = yaml.safe_load(cfg.read_text())
+    changed["study"].update(frequency_corpus=str(corpus), concreteness_ratings=str(ratings))
+    cfg.write_text(yaml.safe_dump(changed))
+    plan = snakemake(cfg, "-n", "--quiet", "rules")
+    assert "corpus_word_counts" in plan.stdout + plan.stderr
+    counts_csv = tmp_path / "results" / "analysis" / "corpus_word_counts.csv"
+    snakemake(cfg, str(counts_csv))  # only that rule's job
+    assert counts_csv.read_text().splitlines() == ["word,count", "a,2", "red,2", "and,1", "cube,1", "sphere,1"]

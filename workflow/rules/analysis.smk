@@ -65,11 +65,29 @@ rule addibility_summary:
         "../scripts/addibility_summary.py"
 
 
+rule corpus_word_counts:
+    """Word counts over a local plain-text corpus (e.g. an extracted OpenWebText copy), instead of wordfreq."""
+    conda:
+        "../../environment.yml"
+    input:
+        config["study"].get("frequency_corpus") or [],
+    output:
+        CORPUS_COUNTS,
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    log:
+        "logs/corpus_word_counts.log",
+    script:
+        "../scripts/corpus_word_counts.py"
+
+
 rule concreteness_summary:
     """Section V-C: word importance vs. Brysbaert concreteness and log frequency (Figs. 17, 18)."""
     conda:
         "../../environment.yml"
     input:
+        unpack(concreteness_sources),
         shards=TEXT_SHARDS,
     output:
         table=report(f"{REPORTS}/tables/concreteness_regressions.csv", caption="../report/concreteness.rst",

@@ -51,3 +51,16 @@ def design_inputs(wildcards):
 def parent_dir(path, levels=1):
     """The folder ``levels`` above a file: for params derived from a rule's own inputs/outputs."""
     return str(Path(path).parents[levels - 1])
+
+
+CORPUS_COUNTS = f"{RESULTS}/analysis/corpus_word_counts.csv"
+
+
+def concreteness_sources(wildcards):
+    """Optional inputs: the original Brysbaert ratings file, the word counts of a local corpus."""
+    sources = {}
+    if config["study"].get("concreteness_ratings"):
+        sources["ratings"] = config["study"]["concreteness_ratings"]
+    if config["study"].get("frequency_corpus"):
+        sources["counts"] = CORPUS_COUNTS
+    return sources

