@@ -140,6 +140,11 @@ def method_ttests(scores: pd.DataFrame, reference: str = "add", by: Sequence[str
                 out.append({**dict(zip(by, key)), "method": m, "p": np.nan, "t": np.nan,
                             "n": int(sub[m].notna().sum())})
                 continue
+            complete = int((sub[m].notna() & sub[reference].notna()).sum())
+            if complete < 2:  # e.g. a tiny run, or all-zero maps (undefined cosine): report, do not fail the study
+                out.append({**dict(zip(by, key)), "method": m, "p": np.nan, "t": np.nan, "n": complete,
+                            "note": "fewer than 2 complete pairs: no test"})
+                continue
             res = paired_ttest(sub[m], sub[reference])
             out.append({**dict(zip(by, key)), "method": m, **res})
     return pd.DataFrame(out)

@@ -134,3 +134,15 @@ def test_missing_map_is_reported():
         AD.addibility_table(design, maps)
     with pytest.raises(ValueError, match="lacks columns"):
         AD.addibility_table(design.drop(columns="group"), maps)
+
+
+def test_table_viii_with_too_few_pairs_reports_instead_of_failing():
+    design, maps, _ = _design_and_maps()
+    scores = AD.addibility_table(design, maps)
+    first = scores.iloc[0]
+    one_image = scores[(scores["image_id"] == first["image_id"]) & (scores["phrase_type"] == first["phrase_type"])]
+    t8 = AD.table_viii(one_image)  # one image and phrase type: 1 pair per method
+    assert t8[("p vs add", "")].isna().all()
+    assert (t8[("n pairs", "")] <= 1).all()
+    notes = AD.method_ttests(one_image)
+    assert notes.loc[notes.method == "multiply", "note"].str.contains("fewer than 2").all()
