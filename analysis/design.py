@@ -45,7 +45,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -55,6 +54,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from gradeclip.files import atomic_write, atomic_write_text
 
 from .addibility import DESIGN_COLUMNS as ADDIBILITY_COLUMNS
 from .attributes import CATEGORY_ORDER
@@ -81,37 +82,12 @@ DESIGN_JSON = "design.json"
 
 
 # ------------------------------------------------------------------------------------------- files
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` via a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_table(df: pd.DataFrame, path: str | os.PathLike, index: bool = False) -> Path:
     """Write ``df`` atomically as TSV (``.tsv``), CSV (``.csv``) or Parquet (``.parquet``), by suffix."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        os.close(fd)
-        try:
-            df.to_parquet(tmp, index=index)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=index))
     if suffix not in (".tsv", ".csv"):
         raise ValueError(f"{path}: unknown table format {suffix!r} (use .tsv, .csv or .parquet)")
     text = df.to_csv(sep="\t" if suffix == ".tsv" else ",", index=index, lineterminator="\n",

@@ -32,7 +32,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .design import atomic_write_text, read_table, write_table
+from gradeclip.files import atomic_write_text
+
+from .design import read_table, write_table
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE_NAME = "report.html.j2"

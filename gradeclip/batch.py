@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from .files import atomic_path, atomic_write
 from .geometry import Registration
 from .io import ImageLoadError, load_image
 
@@ -68,19 +68,10 @@ def jobs_in_shard(jobs: Sequence, index: int, images_per_shard: int) -> list:
     return [job for job in jobs if job.image_id in chosen]
 
 
-def _temporary(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    return Path(tmp)
-
-
 def _write_failures(out: Path, failures: list[tuple[str, str]]) -> None:
     report = out.with_name(out.name + ".failures.tsv")
     if failures:
-        tmp = _temporary(report)
-        tmp.write_text("".join(f"{i}\t{msg}\n" for i, msg in failures))
-        os.replace(tmp, report)
+        atomic_write(report, lambda tmp: tmp.write_text("".join(f"{i}\t{msg}\n" for i, msg in failures)))
     else:
         report.unlink(missing_ok=True)
 
@@ -107,8 +98,7 @@ def explain_image_jobs(explainer, jobs: Iterable[ImageJob], out: str | os.PathLi
             rows["box"].append(m.registration.box)
             rows["image_size"].append(m.registration.image_size)
     sizes = [g.size for g in rows["grid"]]
-    tmp = _temporary(out)
-    with open(tmp, "wb") as f:
+    with atomic_path(out) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(
             f, image_id=np.asarray(rows["image_id"], dtype=str), text=np.asarray(rows["text"], dtype=str),
             score=np.asarray(rows["score"], dtype=np.float32),
@@ -118,7 +108,6 @@ def explain_image_jobs(explainer, jobs: Iterable[ImageJob], out: str | os.PathLi
             grid_values=np.concatenate(rows["grid"]) if sizes else np.zeros(0, np.float32),
             box=np.asarray(rows["box"], dtype=np.float64).reshape(-1, 4),
             image_size=np.asarray(rows["image_size"], dtype=np.int64).reshape(-1, 2))
-    os.replace(tmp, out)
     _write_failures(out, failures)
     return len(rows["text"])
 
@@ -141,10 +130,9 @@ def explain_text_jobs(explainer, jobs: Iterable[TextJob], out: str | os.PathLike
     """Word importances of each caption against its own image, written as CSV rows; returns the number of
     captions explained. Captions are processed in batches and written as they come (memory stays flat)."""
     out = Path(out)
-    tmp = _temporary(out)
     failures = []
     done = 0
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(TEXT_COLUMNS)
         batch: list[tuple[TextJob, object]] = []
@@ -189,7 +177,6 @@ def explain_text_jobs(explainer, jobs: Iterable[TextJob], out: str | os.PathLike
             if len(batch) >= batch_size:
                 flush()
         flush()
-    os.replace(tmp, out)
     _write_failures(out, failures)
     return done
 

@@ -22,10 +22,10 @@ object j is left of object i.
 """
 
 import json
-import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+
+from .files import atomic_write_bytes
 
 SCENE_KEYS = ("image_index", "image_filename", "split", "objects", "relationships", "directions")
 OBJECT_KEYS = ("shape", "color", "material", "size", "pixel_coords", "3d_coords", "rotation")
@@ -180,26 +180,6 @@ def compute_relationships(objects: Sequence[Mapping], directions: Mapping,
             for i, obj in enumerate(objects)
         ]
     return result
-
-
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and a rename.
-
-    Readers therefore see either the old file or the complete new one, never a
-    truncated file that looks finished.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        # mkstemp creates the file private (0600); give it ordinary permissions.
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def sample_scenes(scenes: list, n: int, seed: int) -> list:

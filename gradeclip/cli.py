@@ -4,17 +4,15 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
-import os
 import re
 import sys
-import tempfile
 import warnings
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
 
+from .files import atomic_write
 from .io import ImageLoadError, collect_images, load_image
 from .models import ModelLoadError
 
@@ -26,20 +24,6 @@ def slug(text: str, max_len: int = 48) -> str:
     """A file-name-safe version of a text."""
     s = re.sub(r"[^A-Za-z0-9]+", "_", text.strip().lower()).strip("_")
     return (s[:max_len].rstrip("_") or "text")
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder and rename it, so an interrupted run never leaves a
-    half-written file under the final name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _unique_dirs(paths: list[Path]) -> list[str]:

@@ -40,6 +40,16 @@ def tiny_clip(kind: str = "vit", seed: int = 0, dtype=torch.float32, **vision) -
                       None)
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``): tiny models
+    run far faster on one thread than on a thread pool competing for a busy 2-core machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def vit():
     return tiny_clip("vit")

@@ -111,7 +111,7 @@ def test_jobs_cover_every_text_and_round_trip(design, tmp_path):
     pd.testing.assert_frame_equal(back.attributes, design.attributes)
     pd.testing.assert_frame_equal(back.addibility, design.addibility)
     assert json.loads((tmp_path / "design.json").read_text())["notes"] == design.notes
-    assert not list(tmp_path.glob(".*part"))  # no temporary files left behind
+    assert not list(tmp_path.glob(".*"))  # no temporary files left behind
 
 
 def test_toy_design_is_reproducible_and_per_image(scenes):

@@ -9,7 +9,6 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from gradeclip import render
@@ -20,13 +19,7 @@ from tests.conftest import random_image
 from tests.test_models import register_tiny_checkpoint
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run far faster on one thread than on a thread pool competing for a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TEXTS = ["a dog", "a red cube on grass!"]

@@ -17,13 +17,7 @@ from gradeclip.models import load_clip
 from tests.conftest import random_image
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run far faster on one thread than on a thread pool competing for a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # landscape, portrait, odd sizes, near-square, extreme aspect, tiny

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import stat
 import subprocess
 import sys
 import textwrap
@@ -12,22 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from gradeclip.explainer import GradECLIP
+from gradeclip.files import atomic_write, atomic_write_bytes, atomic_write_text
 from gradeclip.io import ImageLoadError, collect_images, iter_images, load_image, to_rgb
 from gradeclip.words import EmptyTextError
 from tests.conftest import random_image
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run far faster on one thread than on a thread pool competing for a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -286,3 +281,30 @@ def test_punctuation_only_text_is_explained_with_non_word_items(text, explainer)
     assert te.importance(words_only=True).size == 0
     imp = te.importance()
     assert imp.sum() == pytest.approx(1.0) or not imp.any()
+
+
+# --------------------------------------------------------------------------------------- atomic writes
+def test_atomic_writes_content_permissions_and_failures(tmp_path):
+    text_path = atomic_write_text(tmp_path / "sub" / "a.csv", "x,y\r\n1,é\n")  # folder created, no newline change
+    assert text_path.read_bytes() == "x,y\r\n1,é\n".encode("utf-8")
+    assert atomic_write_bytes(tmp_path / "b.bin", b"\x00\x01").read_bytes() == b"\x00\x01"
+    seen = []
+    npz = atomic_write(tmp_path / "c.npz", lambda p: (seen.append(p), np.savez(p, a=np.arange(3))))
+    assert seen[0].parent == tmp_path and seen[0].name.startswith(".c.npz.") and seen[0].suffix == ".npz"
+    with np.load(npz) as z:
+        assert z["a"].tolist() == [0, 1, 2]
+    for p in (text_path, tmp_path / "b.bin", npz):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o644
+
+    def failing(p):
+        p.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(tmp_path / "new.txt", failing)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(tmp_path / "b.bin", failing)
+    assert not (tmp_path / "new.txt").exists()
+    assert (tmp_path / "b.bin").read_bytes() == b"\x00\x01"  # the existing file is left as it was
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.bin", "c.npz", "sub"]  # no temporary files
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["a.csv"]

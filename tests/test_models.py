@@ -16,13 +16,7 @@ from gradeclip.models import ModelLoadError, load_clip, register_model_configs
 from tests.conftest import TINY_TEXT, random_image, tiny_clip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run far faster on one thread than on a thread pool competing for a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY_VISION = {

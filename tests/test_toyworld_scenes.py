@@ -230,7 +230,7 @@ def test_dataset_round_trips_through_the_shared_loader(tmp_path):
 
     copy_path = clevr.write_scenes(tmp_path / "copy.json", document["scenes"], document["info"])
     assert clevr.read_scenes(copy_path) == document
-    assert not [p for p in tmp_path.rglob("*.tmp")], "temporary files left behind"
+    assert not [p for p in tmp_path.rglob(".*")], "temporary files left behind"
 
 
 def test_loader_reads_real_clevr_format():
@@ -440,5 +440,5 @@ def test_interrupted_write_leaves_no_complete_looking_dataset(tmp_path, monkeypa
     with pytest.raises(OSError, match="disk full"):
         write_dataset(tmp_path, n_scenes=4, seed=1)
     assert not scenes_path(tmp_path, "train").exists()
-    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+    assert not [p for p in tmp_path.rglob(".*")]  # no temporary files left behind
     assert os.listdir(tmp_path / "images" / "train")  # the images written so far are whole files

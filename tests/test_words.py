@@ -8,20 +8,13 @@ import warnings
 import numpy as np
 import open_clip
 import pytest
-import torch
 
 from gradeclip.explainer import GradECLIP
 from gradeclip.words import EmptyTextError, align, split_words, token_strings
 from tests.conftest import random_image
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run far faster on one thread than on a thread pool competing for a busy 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 LONG_WORD = "pneumonoultramicroscopicsilicovolcanoconiosis"

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gradeclip.clevr import atomic_write_bytes, write_scenes
+from gradeclip.clevr import write_scenes
+from gradeclip.files import atomic_write_bytes
 from gradeclip.toyworld.layout import ToyWorldConfig
 from gradeclip.toyworld.scenes import FILENAME_PREFIX, dataset_info, generate_scenes
 

@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from gradeclip import geometry
-from gradeclip.clevr import atomic_write_bytes
 from gradeclip.explainer import GradECLIP
+from gradeclip.files import atomic_write_bytes
 from gradeclip.models import LoadedClip, load_clip
 from gradeclip.toyworld.captions import unique_referring_expressions
 from gradeclip.toyworld.layout import ToyWorldConfig

@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ import open_clip
 import torch
 import torch.nn.functional as F
 
+from gradeclip.files import atomic_write
 from gradeclip.geometry import OPENAI_MEAN, OPENAI_STD
 from gradeclip.models import register_model_configs
 from gradeclip.toyworld.layout import ToyWorldConfig
@@ -73,6 +73,7 @@ class TrainRecipe:
     init_logit_scale: float = math.log(1 / 0.07)
     color_shape_fraction: float = 0.4  # named objects described exactly by "colour shape" (the evaluated form)
     single_attribute_fraction: float = 0.2  # ... by one attribute ("a red object", "a cube": the zero-shot prompts)
+    attribute_keep_probability: float = 0.5  # ... otherwise each attribute is mentioned with this probability
     hard_negatives: int = 2  # per image: one changing the shape, one the size
     flip: bool = True
 
@@ -156,7 +157,7 @@ def sample_captions(rng: np.random.Generator, scenes: np.ndarray, recipe: TrainR
                 keep = np.zeros(n_attr, dtype=bool)
                 keep[rng.integers(n_attr)] = True
             else:
-                keep = rng.random(n_attr) < 0.5
+                keep = rng.random(n_attr) < recipe.attribute_keep_probability
                 if not keep.any():
                     keep[rng.integers(n_attr)] = True
             out[i, slot] = np.where(keep, scene[k], NO_ATTRIBUTE)
@@ -404,20 +405,9 @@ def train_toy_clip(out_path: Optional[os.PathLike | str], *, steps: Optional[int
 def save_checkpoint(model: torch.nn.Module, out_path: os.PathLike | str, metadata: Optional[dict] = None) -> Path:
     """Save the weights as an fp16 state dict under ``state_dict`` (open_clip's loader reads that key and casts
     to the model's dtype on load), with ``metadata`` beside it; through a temporary file and a rename."""
-    path = Path(out_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to(torch.float16) if v.is_floating_point() else v.detach()
              for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save({"state_dict": state, "toy_clip": metadata or {}}, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(out_path, lambda tmp: torch.save({"state_dict": state, "toy_clip": metadata or {}}, tmp))
 
 
 def checkpoint_metadata(path: os.PathLike | str) -> dict:

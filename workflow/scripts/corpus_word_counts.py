@@ -3,7 +3,7 @@ from pathlib import Path
 from _common import setup_logging
 
 from analysis.concreteness import corpus_word_counts
-from analysis.design import atomic_write_text
+from gradeclip.files import atomic_write_text
 
 log = setup_logging(snakemake)  # noqa: F821 (injected by Snakemake)
 corpus = Path(snakemake.input[0])  # noqa: F821
