@@ -71,9 +71,9 @@ class TrainRecipe:
     warmup_steps: int = 50
     betas: tuple[float, float] = (0.9, 0.98)
     init_logit_scale: float = math.log(1 / 0.07)
-    color_shape_fraction: float = 0.4  # named objects described exactly by "colour shape" (the evaluated form)
+    color_shape_fraction: float = 0.3  # named objects described exactly by "colour shape" (the evaluated form)
     single_attribute_fraction: float = 0.2  # ... by one attribute ("a red object", "a cube": the zero-shot prompts)
-    attribute_keep_probability: float = 0.5  # ... otherwise each attribute is mentioned with this probability
+    attribute_keep_probability: float = 0.75  # ... otherwise each attribute is mentioned with this probability
     hard_negatives: int = 2  # per image: one changing the shape, one the size
     flip: bool = True
 
