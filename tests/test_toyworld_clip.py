@@ -92,6 +92,7 @@ def test_caption_truth_and_text():
     assert tr.captions_true(captions, scene)[:, 0].tolist() == [True, False, True]
     assert [tr.caption_text(c) for c in captions] == ["a red cube", "a blue cube",
                                                       "a red object and a large sphere"]
+    assert [tr.caption_text(c, bare=True) for c in captions] == ["red cube", "blue cube", "red and large sphere"]
 
 
 def test_hard_negatives_are_false_and_positives_true():

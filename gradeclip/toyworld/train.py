@@ -74,6 +74,7 @@ class TrainRecipe:
     color_shape_fraction: float = 0.3  # named objects described exactly by "colour shape" (the evaluated form)
     single_attribute_fraction: float = 0.2  # ... by one attribute ("a red object", "a cube": the zero-shot prompts)
     attribute_keep_probability: float = 0.75  # ... otherwise each attribute is mentioned with this probability
+    bare_fraction: float = 0.0  # captions written without article and "object" ("red", "small sphere")
     hard_negatives: int = 2  # per image: one changing the shape, one the size
     flip: bool = True
 
@@ -113,14 +114,18 @@ def render_pool(seed: int, n: int, image_size: int, min_objects: int = 1,
 # ---------------------------------------------------------------------------------------------------------------
 # Captions
 # ---------------------------------------------------------------------------------------------------------------
-def caption_text(descriptors: np.ndarray) -> str:
+def caption_text(descriptors: np.ndarray, bare: bool = False) -> str:
     """Text of caption codes (MAX_NAMED, 4): named objects joined by "and", attributes in CLEVR's word order,
-    "object" standing in for an unnamed shape ("a red object")."""
+    "object" standing in for an unnamed shape ("a red object"). ``bare``: without the article and the stand-in
+    ("red", "small sphere"), the form of the section V study's attribute texts."""
     phrases = []
     for desc in descriptors:
         if desc[0] == NO_OBJECT:
             continue
         words = [ATTRIBUTE_VALUES[c][v] for c, v in zip(ATTRIBUTE_CATEGORIES, desc) if v >= 0]
+        if bare:
+            phrases.append(" ".join(words))
+            continue
         if desc[SHAPE] < 0:
             words.append("object")
         phrases.append("a " + " ".join(words))
@@ -366,7 +371,8 @@ def train_toy_clip(out_path: Optional[os.PathLike | str], *, steps: Optional[int
             negatives = negatives[negatives[:, 0, 0] != NO_OBJECT]
             captions = np.concatenate([positives, negatives])
         truth = torch.from_numpy(captions_true(captions, scenes))
-        tokens = tokenizer([caption_text(c) for c in captions])
+        bare = rng.random(len(captions)) < recipe.bare_fraction
+        tokens = tokenizer([caption_text(c, b) for c, b in zip(captions, bare)])
 
         image_emb = F.normalize(model.encode_image(normalise_images(images)), dim=-1)
         text_all = F.normalize(encode_text_truncated(model, tokens), dim=-1)
