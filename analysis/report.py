@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 
@@ -273,7 +274,10 @@ def save_artifacts(out_dir: str | os.PathLike, tables: Mapping | None = None, fi
             for fmt in ("png", "svg"):
                 target = fdir / f"{key}.{fmt}"
                 tmp = target.with_name(f".{target.name}.part")
-                fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+                # no creation date, fixed SVG element ids: a rerun writes byte-identical figures
+                with matplotlib.rc_context({"svg.hashsalt": "gradeclip-study"}):
+                    fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight",
+                                metadata={"Date": None} if fmt == "svg" else None)
                 os.replace(tmp, target)
                 paths.append(target)
         written[key] = paths

@@ -81,6 +81,11 @@ def test_save_artifacts_writes_csv_png_svg(tmp_path, tables):
         png, svg = tmp_path / "figures" / f"{key}.png", tmp_path / "figures" / f"{key}.svg"
         assert png.read_bytes()[:4] == b"\x89PNG" and svg.read_text().lstrip().startswith("<?xml")
         assert written[key] == [png, svg]
+    # a rerun writes byte-identical figures (no creation date, fixed SVG ids), so reruns show no spurious change
+    again = tmp_path / "again"
+    R.save_artifacts(again, None, {"fig18": _small_figure()}, None, dpi=30)
+    for fmt in ("png", "svg"):
+        assert (again / "figures" / f"fig18.{fmt}").read_bytes() == (tmp_path / "figures" / f"fig18.{fmt}").read_bytes()
 
 
 def test_run_header_hashes_and_versions(tmp_path):
