@@ -33,7 +33,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
-from gradeclip.files import atomic_write_text
+from gradeclip.files import atomic_path, atomic_write, atomic_write_bytes, atomic_write_text
 
 from .design import read_table, write_table
 
@@ -263,22 +263,18 @@ def save_artifacts(out_dir: str | os.PathLike, tables: Mapping | None = None, fi
             src = Path(fig) if not isinstance(fig, (bytes, bytearray)) else None
             suffix = src.suffix.lower() if src else ".png"
             target = fdir / f"{key}{suffix}"
-            tmp = target.with_name(f".{target.name}.part")
             if src:
-                shutil.copyfile(src, tmp)
+                atomic_write(target, lambda tmp: shutil.copyfile(src, tmp))
             else:
-                tmp.write_bytes(fig)
-            os.replace(tmp, target)
+                atomic_write_bytes(target, fig)
             paths.append(target)
         else:
             for fmt in ("png", "svg"):
                 target = fdir / f"{key}.{fmt}"
-                tmp = target.with_name(f".{target.name}.part")
                 # no creation date, fixed SVG element ids: a rerun writes byte-identical figures
-                with matplotlib.rc_context({"svg.hashsalt": "gradeclip-study"}):
+                with matplotlib.rc_context({"svg.hashsalt": "gradeclip-study"}), atomic_path(target) as tmp:
                     fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight",
                                 metadata={"Date": None} if fmt == "svg" else None)
-                os.replace(tmp, target)
                 paths.append(target)
         written[key] = paths
     return written
