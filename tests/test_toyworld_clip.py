@@ -209,6 +209,24 @@ def test_map_metrics_on_known_maps():
     assert ev.uniform_pointing(mask) == pytest.approx(4 / 16)
 
 
+def test_pointing_outcomes_split_the_misses():
+    masks = np.zeros((2, 4, 4), dtype=bool)
+    masks[0, :2, :2] = True  # the named object
+    masks[1, 3, 2:] = True  # another object
+    cases = {(1, 1): "named", (3, 3): "other_object", (0, 3): "background"}
+    for (r, c), expected in cases.items():
+        peak = np.zeros((4, 4))
+        peak[r, c] = 1.0
+        assert ev.pointing_outcome(peak, masks, named=0) == expected
+        assert (expected == "named") == ev.pointing_hit(peak, masks[0])
+    assert ev.pointing_outcome(np.full((4, 4), 0.3), masks, named=0) == "constant"
+    overlap = masks.copy()
+    overlap[1, 1, 1] = True  # a pixel on both masks counts for the named object
+    peak = np.zeros((4, 4))
+    peak[1, 1] = 1.0
+    assert ev.pointing_outcome(peak, overlap, named=0) == "named"
+
+
 def test_confidence_intervals():
     low, high = ev.wilson_interval(8, 10)  # textbook value (e.g. statsmodels proportion_confint, wilson)
     assert (low, high) == (pytest.approx(0.4902, abs=1e-4), pytest.approx(0.9433, abs=1e-4))
@@ -229,6 +247,10 @@ def test_localisation_metrics_on_a_few_scenes(toy_clip):
             for m in ("pointing", "energy_share"):
                 value, (low, high) = block[name][m]["value"], block[name][m]["ci95"]
                 assert 0.0 <= value <= 1.0 and low <= value <= high
+        for name in ("grad_eclip", "raw_attention"):  # the outcomes partition the scenes; "named" is the game
+            outcomes = block[name]["pointing_outcomes"]
+            assert sum(outcomes.values()) == pytest.approx(1.0)
+            assert outcomes["named"] == pytest.approx(block[name]["pointing"]["value"])
         assert block["uniform"]["pointing"]["value"] == pytest.approx(np.mean(area))
         assert block["uniform"]["energy_share"]["value"] == pytest.approx(np.mean(share))
     assert metrics["multi"]["score_gap"]["mean_abs"] == 0.0

@@ -11,7 +11,8 @@ Two evaluations, each on its own seed from ``EVAL_SEEDS`` (training refuses thos
   - pointing game: the pixel where the map, upsampled bilinearly to the image, is largest lies inside the named
     object's mask (ties: the first such pixel in row-major order; a constant map counts as a miss);
   - energy share: map mass inside the named object's mask / map mass inside all objects' masks (a map with no
-    mass on any object scores 0).
+    mass on any object scores 0);
+  - where the argmax lies when it misses: on another object or on the background (``pointing_outcomes``).
 
   Three maps per text: Grad-ECLIP (heads "single" and "multi"), the class token's raw attention in the last block
   (softmax attention row over the patches, averaged over the model's heads; the same for every text), and a uniform
@@ -93,6 +94,22 @@ def pointing_hit(pixel_map: np.ndarray, mask: np.ndarray) -> bool:
     if pixel_map.max() <= pixel_map.min():
         return False
     return bool(mask.flat[int(np.argmax(pixel_map))])
+
+
+POINTING_OUTCOMES = ("named", "other_object", "background", "constant")
+
+
+def pointing_outcome(pixel_map: np.ndarray, masks: np.ndarray, named: int) -> str:
+    """Where the map's largest pixel lies: on the ``named`` object, on another object, on the background, or
+    nowhere (a constant map). ``masks``: (K, H, W) instance masks; a pixel on two masks counts for the named one.
+    Splitting the misses tells a model that confuses objects from one whose background tokens carry the text."""
+    if pixel_map.max() <= pixel_map.min():
+        return "constant"
+    row, col = np.unravel_index(int(np.argmax(pixel_map)), pixel_map.shape)
+    hit = masks[:, row, col]
+    if hit[named]:
+        return "named"
+    return "other_object" if hit.any() else "background"
 
 
 def energy_share(pixel_map: np.ndarray, mask: np.ndarray, all_objects: np.ndarray) -> float:
@@ -220,18 +237,20 @@ def class_token_attention(explainer: GradECLIP, pixels: torch.Tensor) -> torch.T
 
 
 def _score_maps(grids: np.ndarray, samples: Sequence[NamedObject], registrations) -> tuple[np.ndarray, np.ndarray]:
-    hits, shares = [], []
+    """(outcomes, shares): the pointing outcome (POINTING_OUTCOMES) and energy share of each sample's map."""
+    outcomes, shares = [], []
     for grid, sample, reg in zip(grids, samples, registrations):
         pixel_map = geometry.grid_to_pixels(grid, reg)
         masks = sample.scene.object_masks()
         named, everything = masks[sample.object_index], masks.any(axis=0)
-        hits.append(pointing_hit(pixel_map, named))
+        outcomes.append(pointing_outcome(pixel_map, masks, sample.object_index))
         shares.append(energy_share(pixel_map, named, everything))
-    return np.array(hits), np.array(shares)
+    return np.array(outcomes), np.array(shares)
 
 
-def _summary(hits: np.ndarray, shares: np.ndarray) -> dict:
-    return {"pointing": proportion(hits), "energy_share": mean_with_ci(shares)}
+def _summary(outcomes: np.ndarray, shares: np.ndarray) -> dict:
+    return {"pointing": proportion(outcomes == "named"), "energy_share": mean_with_ci(shares),
+            "pointing_outcomes": {o: float(np.mean(outcomes == o)) for o in POINTING_OUTCOMES}}
 
 
 def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATION_SEED,
@@ -255,7 +274,7 @@ def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATI
             gaps[h].append((maps.scores[diagonal, diagonal] - maps.model_scores[diagonal, diagonal]).abs().cpu())
         raw.append(class_token_attention(explainers[heads[0]], pixels[batch]).cpu().double().numpy())
 
-    raw_hits, raw_shares = _score_maps(np.concatenate(raw), samples, registrations)
+    raw_outcomes, raw_shares = _score_maps(np.concatenate(raw), samples, registrations)
     uniform_hits, uniform_shares = [], []
     areas = []
     for s in samples:
@@ -263,16 +282,16 @@ def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATI
         uniform_hits.append(uniform_pointing(masks[s.object_index]))
         uniform_shares.append(uniform_energy_share(masks[s.object_index], masks.any(axis=0)))
         areas.append(masks[s.object_index].mean())
-    raw_summary = _summary(raw_hits, raw_shares)
+    raw_summary = _summary(raw_outcomes, raw_shares)
     uniform_summary = {"pointing": mean_with_ci(uniform_hits), "energy_share": mean_with_ci(uniform_shares)}
 
     out = {"n_scenes": len(samples), "seed": seed, "objects_per_scene": [2, 4],
            "text_template": LOCALISATION_TEMPLATE.format("{color} {shape}"),
            "image_size": model_input_size(clip), "mean_named_object_area_fraction": float(np.mean(areas))}
     for h in heads:
-        hits, shares = _score_maps(np.concatenate(grids[h]), samples, registrations)
+        outcomes, shares = _score_maps(np.concatenate(grids[h]), samples, registrations)
         gap = torch.cat(gaps[h]).double().numpy()
-        grad = _summary(hits, shares)
+        grad = _summary(outcomes, shares)
         out[h] = {
             "grad_eclip": grad,
             "raw_attention": raw_summary,
@@ -316,6 +335,8 @@ def evaluate_clip(clip: LoadedClip, n_scenes: int = 1000, n_zero_shot: Optional[
             "pointing": "argmax of the map upsampled bilinearly to the image's pixels lies in the named object's "
                         "mask; a constant map is a miss",
             "energy_share": "map mass in the named object's mask / map mass in all objects' masks (0 if none)",
+            "pointing_outcomes": "fraction of scenes whose map argmax lies on the named object (= pointing), on "
+                                 "another object, on the background, or nowhere (constant map)",
             "raw_attention": "class token's softmax attention row over the patches in the last block, "
                              "averaged over heads",
             "uniform": "expected value for a constant map: pointing = named object's area / image area "
