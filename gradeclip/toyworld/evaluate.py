@@ -100,16 +100,14 @@ POINTING_OUTCOMES = ("named", "other_object", "background", "constant")
 
 
 def pointing_outcome(pixel_map: np.ndarray, masks: np.ndarray, named: int) -> str:
-    """Where the map's largest pixel lies: on the ``named`` object, on another object, on the background, or
-    nowhere (a constant map). ``masks``: (K, H, W) instance masks; a pixel on two masks counts for the named one.
+    """Where the map's largest pixel lies: on the ``named`` object (the pointing game's hit, ``pointing_hit``), on
+    another object, on the background, or nowhere (a constant map). ``masks``: (K, H, W) instance masks.
     Splitting the misses tells a model that confuses objects from one whose background tokens carry the text."""
+    if pointing_hit(pixel_map, masks[named]):
+        return "named"
     if pixel_map.max() <= pixel_map.min():
         return "constant"
-    row, col = np.unravel_index(int(np.argmax(pixel_map)), pixel_map.shape)
-    hit = masks[:, row, col]
-    if hit[named]:
-        return "named"
-    return "other_object" if hit.any() else "background"
+    return "other_object" if pointing_hit(pixel_map, masks.any(axis=0)) else "background"
 
 
 def energy_share(pixel_map: np.ndarray, mask: np.ndarray, all_objects: np.ndarray) -> float:
