@@ -227,6 +227,19 @@ def test_pointing_outcomes_split_the_misses():
     assert ev.pointing_outcome(peak, overlap, named=0) == "named"
 
 
+def test_distance_to_mask_and_confusion():
+    mask = np.zeros((8, 8), dtype=bool)
+    mask[2:4, 2:4] = True
+    peak = np.zeros((8, 8))
+    peak[7, 6] = 1.0  # nearest mask pixel (3, 3): 4 rows and 3 columns away
+    assert ev.distance_to_mask(peak, mask) == pytest.approx(5.0)
+    peak[2, 3] = 2.0
+    assert ev.distance_to_mask(peak, mask) == 0.0
+    table = ev.confusion(["cube", "cube", "sphere"], ["sphere", "cube", "sphere"], ["cube", "sphere", "cylinder"])
+    assert table == {"cube": {"cube": 1, "sphere": 1, "cylinder": 0}, "sphere": {"cube": 0, "sphere": 1, "cylinder": 0},
+                     "cylinder": {"cube": 0, "sphere": 0, "cylinder": 0}}
+
+
 def test_confidence_intervals():
     low, high = ev.wilson_interval(8, 10)  # textbook value (e.g. statsmodels proportion_confint, wilson)
     assert (low, high) == (pytest.approx(0.4902, abs=1e-4), pytest.approx(0.9433, abs=1e-4))
@@ -251,6 +264,9 @@ def test_localisation_metrics_on_a_few_scenes(toy_clip):
             outcomes = block[name]["pointing_outcomes"]
             assert sum(outcomes.values()) == pytest.approx(1.0)
             assert outcomes["named"] == pytest.approx(block[name]["pointing"]["value"])
+            misses = block[name]["background_miss_distance_px"]
+            assert misses["n"] == round(outcomes["background"] * 6)
+            assert misses["quartiles"] is None or 0 < misses["quartiles"][0] <= misses["quartiles"][2]
         assert block["uniform"]["pointing"]["value"] == pytest.approx(np.mean(area))
         assert block["uniform"]["energy_share"]["value"] == pytest.approx(np.mean(share))
     assert metrics["multi"]["score_gap"]["mean_abs"] == 0.0
@@ -271,6 +287,20 @@ def test_cli_evaluate_and_generate(toy_clip, tmp_path):
     assert args.func(args) == 0
     metrics = json.loads(out.read_text())
     assert metrics["localisation"]["n_scenes"] == 4 and metrics["zero_shot"]["n_scenes"] == 4
+    for category in ("color", "shape", "size"):  # the confusion's diagonal is the accuracy
+        block = metrics["zero_shot"][category]
+        diagonal = sum(row[value] for value, row in block["confusion"].items())
+        assert sum(map(sum, (row.values() for row in block["confusion"].values()))) == 4
+        assert diagonal / 4 == pytest.approx(block["accuracy"]["value"])
+    by_size = metrics["zero_shot"]["shape"]["confusion_by_size"]
+    for true, row in metrics["zero_shot"]["shape"]["confusion"].items():
+        for predicted, count in row.items():
+            assert count == sum(by_size[size][true][predicted] for size in by_size)
+    # the spatial-weight ablation runs through the same command and is recorded
+    args = parser.parse_args(["toyworld", "evaluate", "--checkpoint", str(CHECKPOINT), "--out", str(out),
+                              "--n-scenes", "4", "--spatial", "none"])
+    assert args.func(args) == 0
+    assert json.loads(out.read_text())["localisation"]["spatial"] == "none"
     # the reference written by the command is the one shipped with the checkpoint
     assert json.loads(reference.read_text())["predicted"] == json.loads(REFERENCE.read_text())["predicted"]
     args = parser.parse_args(["toyworld", "generate", "--out", str(tmp_path / "ds"), "--n", "2", "--seed", "1",

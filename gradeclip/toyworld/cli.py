@@ -50,7 +50,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     except ModelLoadError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    metrics = evaluate_clip(clip, n_scenes=args.n_scenes, threads=args.threads)
+    metrics = evaluate_clip(clip, n_scenes=args.n_scenes, threads=args.threads, spatial=args.spatial)
     write_json(metrics, args.out)
     if args.reference:
         write_json(zero_shot_reference(clip), args.reference)
@@ -98,5 +98,7 @@ def add_toyworld_commands(subparsers) -> argparse.ArgumentParser:
     ev.add_argument("--reference", help="also write the zero-shot predictions on 12 held-out scenes that the tests "
                                         "reproduce (data/toy_clip/zero_shot_reference.json)")
     ev.add_argument("--threads", type=int, default=2)
+    ev.add_argument("--spatial", default="loosened", choices=("loosened", "softmax", "none"),
+                    help="Grad-ECLIP's spatial weight: the paper's loosened attention, or an ablation")
     ev.set_defaults(func=evaluate_command)
     return group

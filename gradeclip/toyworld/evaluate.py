@@ -110,6 +110,13 @@ def pointing_outcome(pixel_map: np.ndarray, masks: np.ndarray, named: int) -> st
     return "other_object" if pointing_hit(pixel_map, masks.any(axis=0)) else "background"
 
 
+def distance_to_mask(pixel_map: np.ndarray, mask: np.ndarray) -> float:
+    """Euclidean distance in pixels from the map's argmax to the nearest pixel of ``mask`` (0 inside it)."""
+    row, col = np.unravel_index(int(np.argmax(pixel_map)), pixel_map.shape)
+    inside = np.argwhere(mask)
+    return float(np.hypot(inside[:, 0] - row, inside[:, 1] - col).min())
+
+
 def energy_share(pixel_map: np.ndarray, mask: np.ndarray, all_objects: np.ndarray) -> float:
     """Map mass in ``mask`` / map mass in ``all_objects`` (0 when the map puts nothing on any object)."""
     on_objects = float(pixel_map[all_objects].sum())
@@ -175,12 +182,26 @@ def zero_shot_predictions(clip: LoadedClip, scenes: Sequence[ToyScene]) -> ZeroS
     return ZeroShot(labels, predicted, probabilities)
 
 
+def confusion(labels: Sequence[str], predicted: Sequence[str], values: Sequence[str]) -> dict:
+    """``{true value: {predicted value: count}}`` over ``values`` in their order."""
+    pairs = list(zip(labels, predicted))
+    return {t: {p: sum(1 for pair in pairs if pair == (t, p)) for p in values} for t in values}
+
+
 def zero_shot_metrics(clip: LoadedClip, n_scenes: int, seed: int = ZERO_SHOT_SEED) -> dict:
     result = zero_shot_predictions(clip, zero_shot_scenes(n_scenes, model_input_size(clip), seed))
     out = {"n_scenes": n_scenes, "seed": seed, "prompts": ZERO_SHOT_PROMPTS}
     for category in ZERO_SHOT_PROMPTS:
         hits = np.equal(result.labels[category], result.predicted[category])
-        out[category] = {"accuracy": proportion(hits), "chance": 1 / len(ZERO_SHOT_LABELS[category])}
+        out[category] = {"accuracy": proportion(hits), "chance": 1 / len(ZERO_SHOT_LABELS[category]),
+                         "confusion": confusion(result.labels[category], result.predicted[category],
+                                                ZERO_SHOT_LABELS[category])}
+    # shape errors by the object's size: shows a shape prompt that has picked up size ("a cube" = large)
+    sizes = np.array(result.labels["size"])
+    shapes, predicted = np.array(result.labels["shape"]), np.array(result.predicted["shape"])
+    out["shape"]["confusion_by_size"] = {
+        size: confusion(shapes[sizes == size], predicted[sizes == size], ZERO_SHOT_LABELS["shape"])
+        for size in ZERO_SHOT_LABELS["size"]}
     return out
 
 
@@ -234,28 +255,38 @@ def class_token_attention(explainer: GradECLIP, pixels: torch.Tensor) -> torch.T
     return row.reshape(len(pixels), *tower.grid_of(pixels))
 
 
-def _score_maps(grids: np.ndarray, samples: Sequence[NamedObject], registrations) -> tuple[np.ndarray, np.ndarray]:
-    """(outcomes, shares): the pointing outcome (POINTING_OUTCOMES) and energy share of each sample's map."""
-    outcomes, shares = [], []
+def _score_maps(grids: np.ndarray, samples: Sequence[NamedObject], registrations) -> dict:
+    """Per sample: the pointing outcome (POINTING_OUTCOMES), the energy share, and the distance from the map's
+    argmax to the named object's mask."""
+    outcomes, shares, distances = [], [], []
     for grid, sample, reg in zip(grids, samples, registrations):
         pixel_map = geometry.grid_to_pixels(grid, reg)
         masks = sample.scene.object_masks()
         named, everything = masks[sample.object_index], masks.any(axis=0)
         outcomes.append(pointing_outcome(pixel_map, masks, sample.object_index))
         shares.append(energy_share(pixel_map, named, everything))
-    return np.array(outcomes), np.array(shares)
+        distances.append(distance_to_mask(pixel_map, named))
+    return {"outcomes": np.array(outcomes), "shares": np.array(shares), "distances": np.array(distances)}
 
 
-def _summary(outcomes: np.ndarray, shares: np.ndarray) -> dict:
-    return {"pointing": proportion(outcomes == "named"), "energy_share": mean_with_ci(shares),
-            "pointing_outcomes": {o: float(np.mean(outcomes == o)) for o in POINTING_OUTCOMES}}
+def _summary(scored: dict) -> dict:
+    outcomes = scored["outcomes"]
+    background = scored["distances"][outcomes == "background"]
+    return {"pointing": proportion(outcomes == "named"), "energy_share": mean_with_ci(scored["shares"]),
+            "pointing_outcomes": {o: float(np.mean(outcomes == o)) for o in POINTING_OUTCOMES},
+            # near misses (a patch's width) would point to the grid; far ones to the background tokens' content
+            "background_miss_distance_px": {
+                "quartiles": np.percentile(background, [25, 50, 75]).tolist() if len(background) else None,
+                "n": int(len(background))}}
 
 
 def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATION_SEED,
-                         heads: Sequence[str] = HEADS, batch_size: int = 32) -> dict:
+                         heads: Sequence[str] = HEADS, batch_size: int = 32, spatial: str = "loosened") -> dict:
+    """Pointing game and energy share of Grad-ECLIP (``spatial``: its spatial weight, the paper's "loosened" or
+    the ablations "softmax" / "none"), the raw class-token attention and a uniform map."""
     samples = localisation_samples(n_scenes, model_input_size(clip), seed)
     pixels, registrations = scene_inputs(clip, [s.scene for s in samples])
-    explainers = {h: GradECLIP(clip, heads=h) for h in heads}
+    explainers = {h: GradECLIP(clip, heads=h, spatial=spatial) for h in heads}
     text_embeddings = explainers[heads[0]].encode_texts([s.text for s in samples])
 
     grids = {h: [] for h in heads}
@@ -272,7 +303,7 @@ def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATI
             gaps[h].append((maps.scores[diagonal, diagonal] - maps.model_scores[diagonal, diagonal]).abs().cpu())
         raw.append(class_token_attention(explainers[heads[0]], pixels[batch]).cpu().double().numpy())
 
-    raw_outcomes, raw_shares = _score_maps(np.concatenate(raw), samples, registrations)
+    raw_summary = _summary(_score_maps(np.concatenate(raw), samples, registrations))
     uniform_hits, uniform_shares = [], []
     areas = []
     for s in samples:
@@ -280,16 +311,14 @@ def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATI
         uniform_hits.append(uniform_pointing(masks[s.object_index]))
         uniform_shares.append(uniform_energy_share(masks[s.object_index], masks.any(axis=0)))
         areas.append(masks[s.object_index].mean())
-    raw_summary = _summary(raw_outcomes, raw_shares)
     uniform_summary = {"pointing": mean_with_ci(uniform_hits), "energy_share": mean_with_ci(uniform_shares)}
 
-    out = {"n_scenes": len(samples), "seed": seed, "objects_per_scene": [2, 4],
+    out = {"n_scenes": len(samples), "seed": seed, "objects_per_scene": [2, 4], "spatial": spatial,
            "text_template": LOCALISATION_TEMPLATE.format("{color} {shape}"),
            "image_size": model_input_size(clip), "mean_named_object_area_fraction": float(np.mean(areas))}
     for h in heads:
-        outcomes, shares = _score_maps(np.concatenate(grids[h]), samples, registrations)
         gap = torch.cat(gaps[h]).double().numpy()
-        grad = _summary(outcomes, shares)
+        grad = _summary(_score_maps(np.concatenate(grids[h]), samples, registrations))
         out[h] = {
             "grad_eclip": grad,
             "raw_attention": raw_summary,
@@ -321,20 +350,23 @@ def check_targets(metrics: dict) -> dict:
 
 
 def evaluate_clip(clip: LoadedClip, n_scenes: int = 1000, n_zero_shot: Optional[int] = None,
-                  threads: Optional[int] = 2) -> dict:
+                  threads: Optional[int] = 2, spatial: str = "loosened") -> dict:
     """All model-card metrics of a loaded CLIP as one JSON-ready dict."""
     if threads:
         torch.set_num_threads(threads)
     metrics = {
         "model": {"name": clip.name, "pretrained": str(clip.pretrained) if clip.pretrained else None},
         "zero_shot": zero_shot_metrics(clip, n_zero_shot or n_scenes),
-        "localisation": localisation_metrics(clip, n_scenes),
+        "localisation": localisation_metrics(clip, n_scenes, spatial=spatial),
         "definitions": {
             "pointing": "argmax of the map upsampled bilinearly to the image's pixels lies in the named object's "
                         "mask; a constant map is a miss",
             "energy_share": "map mass in the named object's mask / map mass in all objects' masks (0 if none)",
             "pointing_outcomes": "fraction of scenes whose map argmax lies on the named object (= pointing), on "
                                  "another object, on the background, or nowhere (constant map)",
+            "background_miss_distance_px": "quartiles of the distance from the argmax to the named object's mask, "
+                                           "over the maps whose argmax is on the background",
+            "spatial": "Grad-ECLIP's spatial weight: loosened (the paper), softmax or none (ablations)",
             "raw_attention": "class token's softmax attention row over the patches in the last block, "
                              "averaged over heads",
             "uniform": "expected value for a constant map: pointing = named object's area / image area "
