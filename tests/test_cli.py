@@ -158,3 +158,24 @@ def test_overlay_matches_an_independent_blend_across_row_blocks():
     assert np.abs(got - _expected_blend(image, heat)).max() <= 1.0
     with pytest.raises(ValueError, match="does not match"):
         render.overlay(image, heat[:-1])
+
+
+def test_spatial_choices_are_the_methods_own():
+    """Both CLIs list the spatial weights by hand (building the parser must not import torch): they must stay
+    the ones gradeclip.method accepts."""
+    import argparse
+
+    from gradeclip import method
+    from gradeclip.cli import build_parser
+
+    def spatial_choices(parser):
+        for action in parser._actions:
+            if "--spatial" in action.option_strings:
+                yield tuple(action.choices)
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from spatial_choices(sub)
+
+    found = list(spatial_choices(build_parser()))
+    assert len(found) == 2  # gradeclip explain, gradeclip toyworld evaluate
+    assert all(choices == method.SPATIAL for choices in found)

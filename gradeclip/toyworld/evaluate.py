@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -184,8 +185,8 @@ def zero_shot_predictions(clip: LoadedClip, scenes: Sequence[ToyScene]) -> ZeroS
 
 def confusion(labels: Sequence[str], predicted: Sequence[str], values: Sequence[str]) -> dict:
     """``{true value: {predicted value: count}}`` over ``values`` in their order."""
-    pairs = list(zip(labels, predicted))
-    return {t: {p: sum(1 for pair in pairs if pair == (t, p)) for p in values} for t in values}
+    counts = Counter(zip(labels, predicted))
+    return {t: {p: counts[(t, p)] for p in values} for t in values}
 
 
 def zero_shot_metrics(clip: LoadedClip, n_scenes: int, seed: int = ZERO_SHOT_SEED) -> dict:
@@ -256,8 +257,8 @@ def class_token_attention(explainer: GradECLIP, pixels: torch.Tensor) -> torch.T
 
 
 def _score_maps(grids: np.ndarray, samples: Sequence[NamedObject], registrations) -> dict:
-    """Per sample: the pointing outcome (POINTING_OUTCOMES), the energy share, and the distance from the map's
-    argmax to the named object's mask."""
+    """Per sample: the pointing outcome (POINTING_OUTCOMES) and the energy share; for the samples whose argmax is
+    on the background, its distance to the named object's mask."""
     outcomes, shares, distances = [], [], []
     for grid, sample, reg in zip(grids, samples, registrations):
         pixel_map = geometry.grid_to_pixels(grid, reg)
@@ -265,13 +266,14 @@ def _score_maps(grids: np.ndarray, samples: Sequence[NamedObject], registrations
         named, everything = masks[sample.object_index], masks.any(axis=0)
         outcomes.append(pointing_outcome(pixel_map, masks, sample.object_index))
         shares.append(energy_share(pixel_map, named, everything))
-        distances.append(distance_to_mask(pixel_map, named))
-    return {"outcomes": np.array(outcomes), "shares": np.array(shares), "distances": np.array(distances)}
+        if outcomes[-1] == "background":
+            distances.append(distance_to_mask(pixel_map, named))
+    return {"outcomes": np.array(outcomes), "shares": np.array(shares),
+            "background_distances": np.array(distances)}
 
 
 def _summary(scored: dict) -> dict:
-    outcomes = scored["outcomes"]
-    background = scored["distances"][outcomes == "background"]
+    outcomes, background = scored["outcomes"], scored["background_distances"]
     return {"pointing": proportion(outcomes == "named"), "energy_share": mean_with_ci(scored["shares"]),
             "pointing_outcomes": {o: float(np.mean(outcomes == o)) for o in POINTING_OUTCOMES},
             # near misses (a patch's width) would point to the grid; far ones to the background tokens' content
