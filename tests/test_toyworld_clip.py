@@ -70,8 +70,11 @@ def test_a_minutes_run_is_reproduced_by_its_step_count():
 
 
 def test_training_refuses_the_evaluation_seeds():
-    with pytest.raises(ValueError, match="reserved"):
-        tr.render_pool(ev.ZERO_SHOT_SEED, 2, 32)
+    seeds = [seed for split in ev.SPLIT_SEEDS.values() for seed in split]
+    assert len(set(seeds)) == 4  # test and validation scenes come from different seeds
+    for seed in seeds:
+        with pytest.raises(ValueError, match="reserved"):
+            tr.render_pool(seed, 2, 32)
 
 
 def test_truncated_text_forward_equals_the_models_encode_text():
@@ -301,6 +304,19 @@ def test_cli_evaluate_and_generate(toy_clip, tmp_path):
                               "--n-scenes", "4", "--spatial", "none"])
     assert args.func(args) == 0
     assert json.loads(out.read_text())["localisation"]["spatial"] == "none"
+    # the validation split draws other scenes; the command's --split choices are the evaluator's splits
+    args = parser.parse_args(["toyworld", "evaluate", "--checkpoint", str(CHECKPOINT), "--out", str(out),
+                              "--n-scenes", "4", "--split", "validation"])
+    assert args.func(args) == 0
+    validation = json.loads(out.read_text())
+    assert validation["split"] == "validation" and metrics["split"] == "test"
+    assert (validation["zero_shot"]["seed"], validation["localisation"]["seed"]) == ev.SPLIT_SEEDS["validation"]
+    assert (metrics["zero_shot"]["seed"], metrics["localisation"]["seed"]) == ev.SPLIT_SEEDS["test"]
+    split_option = next(a for a in parser._subparsers._group_actions[0].choices["toyworld"]._subparsers
+                        ._group_actions[0].choices["evaluate"]._actions if "--split" in a.option_strings)
+    assert sorted(split_option.choices) == sorted(ev.SPLIT_SEEDS)
+    with pytest.raises(ValueError, match="unknown split"):
+        ev.evaluate_clip(toy_clip, n_scenes=1, split="train")
     # the reference written by the command is the one shipped with the checkpoint
     assert json.loads(reference.read_text())["predicted"] == json.loads(REFERENCE.read_text())["predicted"]
     args = parser.parse_args(["toyworld", "generate", "--out", str(tmp_path / "ds"), "--n", "2", "--seed", "1",

@@ -50,7 +50,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
     except ModelLoadError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    metrics = evaluate_clip(clip, n_scenes=args.n_scenes, threads=args.threads, spatial=args.spatial)
+    metrics = evaluate_clip(clip, n_scenes=args.n_scenes, threads=args.threads, spatial=args.spatial,
+                            split=args.split)
     write_json(metrics, args.out)
     if args.reference:
         write_json(zero_shot_reference(clip), args.reference)
@@ -100,5 +101,8 @@ def add_toyworld_commands(subparsers) -> argparse.ArgumentParser:
     ev.add_argument("--threads", type=int, default=2)
     ev.add_argument("--spatial", default="loosened", choices=("loosened", "softmax", "none"),
                     help="Grad-ECLIP's spatial weight: the paper's loosened attention, or an ablation")
+    ev.add_argument("--split", default="test", choices=("test", "validation"),
+                    help="held-out scenes to use: test (the model card's numbers) or validation (for comparing "
+                         "recipes and training seeds without touching the test scenes)")
     ev.set_defaults(func=evaluate_command)
     return group

@@ -1,6 +1,7 @@
 """Numbers for the toy CLIP's model card, measured on held-out toy scenes (numpy only; no pandas, no scipy).
 
-Two evaluations, each on its own seed from ``EVAL_SEEDS`` (training refuses those seeds):
+Two evaluations, each on its own seed: ``EVAL_SEEDS`` for the "test" split (the model card's numbers) and
+``VALIDATION_SEEDS`` for the "validation" split (for comparing recipes and training seeds); training refuses both:
 
 * zero-shot attributes: single-object scenes; the predicted value of a category is the prompt with the highest
   cosine among that category's prompts ("a red object" ... 8-way colour, "a cube" ... 3-way shape, "a small
@@ -43,10 +44,11 @@ from gradeclip.models import LoadedClip, load_clip
 from gradeclip.toyworld.captions import unique_referring_expressions
 from gradeclip.toyworld.layout import ToyWorldConfig
 from gradeclip.toyworld.scenes import ToyScene, generate_scene
-from gradeclip.toyworld.train import EVAL_SEEDS, MODEL_NAME
+from gradeclip.toyworld.train import EVAL_SEEDS, MODEL_NAME, VALIDATION_SEEDS
 from gradeclip.toyworld.vocabulary import COLORS, SHAPES, SIZES
 
 ZERO_SHOT_SEED, LOCALISATION_SEED = EVAL_SEEDS
+SPLIT_SEEDS = {"test": EVAL_SEEDS, "validation": VALIDATION_SEEDS}  # (zero-shot seed, localisation seed)
 ZERO_SHOT_PROMPTS = {
     "color": [f"a {c} object" for c in COLORS],
     "shape": [f"a {s}" for s in SHAPES],
@@ -352,14 +354,19 @@ def check_targets(metrics: dict) -> dict:
 
 
 def evaluate_clip(clip: LoadedClip, n_scenes: int = 1000, n_zero_shot: Optional[int] = None,
-                  threads: Optional[int] = 2, spatial: str = "loosened") -> dict:
-    """All model-card metrics of a loaded CLIP as one JSON-ready dict."""
+                  threads: Optional[int] = 2, spatial: str = "loosened", split: str = "test") -> dict:
+    """All model-card metrics of a loaded CLIP as one JSON-ready dict, on the scenes of ``split`` ("test": the
+    model card's; "validation": for choosing between recipes and seeds)."""
+    if split not in SPLIT_SEEDS:
+        raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLIT_SEEDS)}")
+    zero_shot_seed, localisation_seed = SPLIT_SEEDS[split]
     if threads:
         torch.set_num_threads(threads)
     metrics = {
         "model": {"name": clip.name, "pretrained": str(clip.pretrained) if clip.pretrained else None},
-        "zero_shot": zero_shot_metrics(clip, n_zero_shot or n_scenes),
-        "localisation": localisation_metrics(clip, n_scenes, spatial=spatial),
+        "split": split,
+        "zero_shot": zero_shot_metrics(clip, n_zero_shot or n_scenes, seed=zero_shot_seed),
+        "localisation": localisation_metrics(clip, n_scenes, seed=localisation_seed, spatial=spatial),
         "definitions": {
             "pointing": "argmax of the map upsampled bilinearly to the image's pixels lies in the named object's "
                         "mask; a constant map is a miss",
