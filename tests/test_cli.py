@@ -160,22 +160,35 @@ def test_overlay_matches_an_independent_blend_across_row_blocks():
         render.overlay(image, heat[:-1])
 
 
+def option_choices(parser, option):
+    """The ``choices`` of ``option`` in ``parser`` and all its subcommands, one per command that has the option
+    (None where it takes any value)."""
+    import argparse
+
+    for action in parser._actions:
+        if option in action.option_strings:
+            yield action.choices
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from option_choices(sub, option)
+
+
 def test_spatial_choices_are_the_methods_own():
     """Both CLIs list the spatial weights by hand (building the parser must not import torch): they must stay
     the ones gradeclip.method accepts."""
-    import argparse
-
     from gradeclip import method
     from gradeclip.cli import build_parser
 
-    def spatial_choices(parser):
-        for action in parser._actions:
-            if "--spatial" in action.option_strings:
-                yield tuple(action.choices)
-            if isinstance(action, argparse._SubParsersAction):
-                for sub in action.choices.values():
-                    yield from spatial_choices(sub)
-
-    found = list(spatial_choices(build_parser()))
+    found = list(option_choices(build_parser(), "--spatial"))
     assert len(found) == 2  # gradeclip explain, gradeclip toyworld evaluate
-    assert all(choices == method.SPATIAL for choices in found)
+    assert all(tuple(choices) == method.SPATIAL for choices in found)
+
+
+def test_split_choices_are_the_evaluators_own():
+    """``gradeclip toyworld evaluate --split`` lists the splits by hand (no torch import in the parser)."""
+    from gradeclip.cli import build_parser
+    from gradeclip.toyworld import evaluate
+
+    found = list(option_choices(build_parser(), "--split"))
+    assert len(found) == 2 and found[0] is None  # toyworld generate's --split is a free folder name
+    assert sorted(found[1]) == sorted(evaluate.SPLIT_SEEDS)

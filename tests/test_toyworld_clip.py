@@ -304,7 +304,7 @@ def test_cli_evaluate_and_generate(toy_clip, tmp_path):
                               "--n-scenes", "4", "--spatial", "none"])
     assert args.func(args) == 0
     assert json.loads(out.read_text())["localisation"]["spatial"] == "none"
-    # the validation split draws other scenes; the command's --split choices are the evaluator's splits
+    # the validation split draws other scenes (the --split choices are checked in test_cli.py)
     args = parser.parse_args(["toyworld", "evaluate", "--checkpoint", str(CHECKPOINT), "--out", str(out),
                               "--n-scenes", "4", "--split", "validation"])
     assert args.func(args) == 0
@@ -312,9 +312,6 @@ def test_cli_evaluate_and_generate(toy_clip, tmp_path):
     assert validation["split"] == "validation" and metrics["split"] == "test"
     assert (validation["zero_shot"]["seed"], validation["localisation"]["seed"]) == ev.SPLIT_SEEDS["validation"]
     assert (metrics["zero_shot"]["seed"], metrics["localisation"]["seed"]) == ev.SPLIT_SEEDS["test"]
-    split_option = next(a for a in parser._subparsers._group_actions[0].choices["toyworld"]._subparsers
-                        ._group_actions[0].choices["evaluate"]._actions if "--split" in a.option_strings)
-    assert sorted(split_option.choices) == sorted(ev.SPLIT_SEEDS)
     with pytest.raises(ValueError, match="unknown split"):
         ev.evaluate_clip(toy_clip, n_scenes=1, split="train")
     # the reference written by the command is the one shipped with the checkpoint
