@@ -295,10 +295,11 @@ def test_cli_evaluate_and_generate(toy_clip, tmp_path):
         diagonal = sum(row[value] for value, row in block["confusion"].items())
         assert sum(map(sum, (row.values() for row in block["confusion"].values()))) == 4
         assert diagonal / 4 == pytest.approx(block["accuracy"]["value"])
-    by_size = metrics["zero_shot"]["shape"]["confusion_by_size"]
-    for true, row in metrics["zero_shot"]["shape"]["confusion"].items():
-        for predicted, count in row.items():
-            assert count == sum(by_size[size][true][predicted] for size in by_size)
+    for split_by in ("confusion_by_size", "confusion_by_material"):  # each splits the confusion into parts
+        parts = metrics["zero_shot"]["shape"][split_by]
+        for true, row in metrics["zero_shot"]["shape"]["confusion"].items():
+            for predicted, count in row.items():
+                assert count == sum(parts[value][true][predicted] for value in parts)
     # the spatial-weight ablation runs through the same command and is recorded
     args = parser.parse_args(["toyworld", "evaluate", "--checkpoint", str(CHECKPOINT), "--out", str(out),
                               "--n-scenes", "4", "--spatial", "none"])

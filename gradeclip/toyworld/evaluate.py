@@ -45,7 +45,7 @@ from gradeclip.toyworld.captions import unique_referring_expressions
 from gradeclip.toyworld.layout import ToyWorldConfig
 from gradeclip.toyworld.scenes import ToyScene, generate_scene
 from gradeclip.toyworld.train import EVAL_SEEDS, MODEL_NAME, VALIDATION_SEEDS
-from gradeclip.toyworld.vocabulary import COLORS, SHAPES, SIZES
+from gradeclip.toyworld.vocabulary import COLORS, MATERIALS, SHAPES, SIZES
 
 ZERO_SHOT_SEED, LOCALISATION_SEED = EVAL_SEEDS
 SPLIT_SEEDS = {"test": EVAL_SEEDS, "validation": VALIDATION_SEEDS}  # (zero-shot seed, localisation seed)
@@ -192,26 +192,30 @@ def confusion(labels: Sequence[str], predicted: Sequence[str], values: Sequence[
 
 
 def zero_shot_metrics(clip: LoadedClip, n_scenes: int, seed: int = ZERO_SHOT_SEED) -> dict:
-    result = zero_shot_predictions(clip, zero_shot_scenes(n_scenes, model_input_size(clip), seed))
+    scenes = zero_shot_scenes(n_scenes, model_input_size(clip), seed)
+    result = zero_shot_predictions(clip, scenes)
     out = {"n_scenes": n_scenes, "seed": seed, "prompts": ZERO_SHOT_PROMPTS}
     for category in ZERO_SHOT_PROMPTS:
         hits = np.equal(result.labels[category], result.predicted[category])
         out[category] = {"accuracy": proportion(hits), "chance": 1 / len(ZERO_SHOT_LABELS[category]),
                          "confusion": confusion(result.labels[category], result.predicted[category],
                                                 ZERO_SHOT_LABELS[category])}
-    # shape errors by the object's size: shows a shape prompt that has picked up size ("a cube" = large)
-    sizes = np.array(result.labels["size"])
+    # shape errors by the object's size and material: show a shape prompt that has picked up size ("a cube" =
+    # large) or that goes by shading (a metal object's highlight spot read as "sphere")
     shapes, predicted = np.array(result.labels["shape"]), np.array(result.predicted["shape"])
-    out["shape"]["confusion_by_size"] = {
-        size: confusion(shapes[sizes == size], predicted[sizes == size], ZERO_SHOT_LABELS["shape"])
-        for size in ZERO_SHOT_LABELS["size"]}
+    for category, values in (("size", SIZES), ("material", MATERIALS)):
+        of_scene = np.array([s.record["objects"][0][category] for s in scenes])
+        out["shape"][f"confusion_by_{category}"] = {
+            value: confusion(shapes[of_scene == value], predicted[of_scene == value], ZERO_SHOT_LABELS["shape"])
+            for value in values}
     return out
 
 
 def zero_shot_reference(clip: LoadedClip, n_scenes: int = 12, seed: int = ZERO_SHOT_SEED) -> dict:
     """Predictions on a few held-out scenes, stored with a checkpoint so that a test can check that loading it
     still gives the same model."""
-    result = zero_shot_predictions(clip, zero_shot_scenes(n_scenes, model_input_size(clip), seed))
+    scenes = zero_shot_scenes(n_scenes, model_input_size(clip), seed)
+    result = zero_shot_predictions(clip, scenes)
     return {"seed": seed, "n_scenes": n_scenes, "image_size": model_input_size(clip), "prompts": ZERO_SHOT_PROMPTS,
             "predicted": result.predicted,
             "probabilities": {c: np.round(p, 6).tolist() for c, p in result.probabilities.items()}}
