@@ -58,8 +58,10 @@ def test_short_training_lowers_the_loss_and_is_seeded():
 
 def test_a_minutes_run_is_reproduced_by_its_step_count():
     recipe = tr.TrainRecipe(pool_size=48, batch_size=8, warmup_steps=20, hard_negatives=1)
+    # margin 0.6: room for slower steps after the calibration, so that the run seldom ends by its budget (the
+    # skip below); at the default 0.95 it did on an idle machine now and then
     timed = tr.train_toy_clip(None, minutes=0.04, seed=4, recipe=recipe, model=tiny_toy_model(), log_every=0,
-                              threads=1, calibration_steps=15)
+                              threads=1, calibration_steps=15, margin=0.6)
     assert timed.seconds <= 0.04 * 60 + 1.0
     assert timed.metadata["steps"] == len(timed.losses) > 15
     if timed.metadata["stopped_by_budget"]:
