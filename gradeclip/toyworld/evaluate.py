@@ -214,8 +214,7 @@ def zero_shot_metrics(clip: LoadedClip, n_scenes: int, seed: int = ZERO_SHOT_SEE
 def zero_shot_reference(clip: LoadedClip, n_scenes: int = 12, seed: int = ZERO_SHOT_SEED) -> dict:
     """Predictions on a few held-out scenes, stored with a checkpoint so that a test can check that loading it
     still gives the same model."""
-    scenes = zero_shot_scenes(n_scenes, model_input_size(clip), seed)
-    result = zero_shot_predictions(clip, scenes)
+    result = zero_shot_predictions(clip, zero_shot_scenes(n_scenes, model_input_size(clip), seed))
     return {"seed": seed, "n_scenes": n_scenes, "image_size": model_input_size(clip), "prompts": ZERO_SHOT_PROMPTS,
             "predicted": result.predicted,
             "probabilities": {c: np.round(p, 6).tolist() for c, p in result.probabilities.items()}}
