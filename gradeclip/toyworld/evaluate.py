@@ -200,8 +200,8 @@ def zero_shot_metrics(clip: LoadedClip, n_scenes: int, seed: int = ZERO_SHOT_SEE
         out[category] = {"accuracy": proportion(hits), "chance": 1 / len(ZERO_SHOT_LABELS[category]),
                          "confusion": confusion(result.labels[category], result.predicted[category],
                                                 ZERO_SHOT_LABELS[category])}
-    # shape errors by the object's size and material: show a shape prompt that has picked up size ("a cube" =
-    # large) or that goes by shading (a metal object's highlight spot read as "sphere")
+    # shape errors by the object's size and material: show a shape prompt that has picked up another attribute
+    # ("a cube" = large; rubber cubes read as "cylinder", metal cubes as "sphere")
     shapes, predicted = np.array(result.labels["shape"]), np.array(result.predicted["shape"])
     for category, values in (("size", SIZES), ("material", MATERIALS)):
         of_scene = np.array([s.record["objects"][0][category] for s in scenes])
