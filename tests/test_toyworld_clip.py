@@ -34,7 +34,7 @@ def tiny_toy_model(seed: int = 0) -> CLIP:
     return CLIP(embed_dim=16, vision_cfg=vision, text_cfg=text)
 
 
-TINY_RECIPE = tr.TrainRecipe(pool_size=96, batch_size=24, lr=3e-3, warmup_steps=5)
+TINY_RECIPE = tr.TrainRecipe(pool_size=96, single_object_pool_size=32, batch_size=24, lr=3e-3, warmup_steps=5)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_short_training_lowers_the_loss_and_is_seeded():
 
 
 def test_a_minutes_run_is_reproduced_by_its_step_count():
-    recipe = tr.TrainRecipe(pool_size=48, batch_size=8, warmup_steps=20, hard_negatives=1)
+    recipe = tr.TrainRecipe(pool_size=48, single_object_pool_size=16, batch_size=8, warmup_steps=20, hard_negatives=1)
     # margin 0.6: room for slower steps after the calibration, so that the run seldom ends by its budget (the
     # skip below); at the default 0.95 it did on an idle machine now and then
     timed = tr.train_toy_clip(None, minutes=0.04, seed=4, recipe=recipe, model=tiny_toy_model(), log_every=0,
@@ -77,6 +77,32 @@ def test_training_refuses_the_evaluation_seeds():
     for seed in seeds:
         with pytest.raises(ValueError, match="reserved"):
             tr.render_pool(seed, 2, 32)
+
+
+def test_batches_mix_in_the_single_object_pool():
+    recipe = tr.TrainRecipe(batch_size=8, single_object_fraction=0.25, flip=False)
+    pool = tr.render_pool(6, 30, 32)
+    singles = tr.render_pool(6, 10, 32, 1, 1, first=30, code_slots=pool.codes.shape[1])
+    assert singles.codes.shape[1:] == pool.codes.shape[1:]
+    n_objects = lambda codes: (codes[..., 0] != NO).sum(-1)  # noqa: E731
+    assert (n_objects(singles.codes) == 1).all()
+    # the single-object scenes are new ones, not copies of the main pool's
+    assert not (singles.images[:, None] == pool.images[None]).all(axis=(2, 3, 4)).any()
+    images, codes = tr.draw_batch(np.random.default_rng(0), pool, singles, recipe)
+    assert images.shape == (8, 32, 32, 3) and codes.shape == (8,) + pool.codes.shape[1:]
+    # the last two rows come from the single-object pool, each pair (image, codes) kept together
+    for image, code in zip(images[6:], codes[6:]):
+        (k,) = np.flatnonzero((singles.images == image).all(axis=(1, 2, 3)))
+        np.testing.assert_array_equal(code, singles.codes[k])
+    for image, code in zip(images[:6], codes[:6]):
+        (k,) = np.flatnonzero((pool.images == image).all(axis=(1, 2, 3)))
+        np.testing.assert_array_equal(code, pool.codes[k])
+    # without the fraction, the draw is the whole batch from the main pool
+    no_singles = tr.TrainRecipe(batch_size=8, single_object_fraction=0.0, flip=False)
+    images, _ = tr.draw_batch(np.random.default_rng(0), pool, None, no_singles)
+    assert all((pool.images == image).all(axis=(1, 2, 3)).any() for image in images)
+    with pytest.raises(ValueError, match="single-object pool"):
+        tr.draw_batch(np.random.default_rng(0), pool, None, recipe)
 
 
 def test_truncated_text_forward_equals_the_models_encode_text():

@@ -7,6 +7,9 @@ Recipe (chosen so that the image embedding carries every object and binds each c
 
 * data: a pool of scenes (1-4 objects) rendered once at the model's input size, flipped left-right at random;
   captions are drawn afresh every step, so the pool is reused without repeating (image, text) pairs;
+* optionally (``single_object_fraction``), a share of each batch comes from a second pool of single-object
+  scenes: in a multi-object scene a shape word is true of most images of the batch, so the contrastive loss gives
+  shape little signal, while among single objects "a cube" tells one image in three apart;
 * captions name a random subset of one to three of the scene's objects, each by a random subset of its
   attributes ("a red cube", "a small object", "a large blue rubber sphere and a cylinder");
 * loss: CLIP's symmetric cross-entropy, where a caption that is also *true* of another image of the batch is not
@@ -80,6 +83,10 @@ class TrainRecipe:
     attribute_keep_probability: float = 0.75  # ... otherwise each attribute is mentioned with this probability
     bare_fraction: float = 0.0  # captions written without article and "object" ("red", "small sphere")
     hard_negatives: int = 2  # per image: one changing the shape, one the size
+    # Share of each batch drawn from a second pool of single-object scenes, where a shape word is true of one
+    # image in a few and so tells images apart; in a 1-4-object scene "a cube" is true of most of the batch.
+    single_object_fraction: float = 0.0
+    single_object_pool_size: int = 4000
     flip: bool = True
 
 
@@ -100,19 +107,40 @@ def object_codes(record: dict, max_objects: int = MAX_OBJECTS) -> np.ndarray:
     return codes
 
 
-def render_pool(seed: int, n: int, image_size: int, min_objects: int = 1,
-                max_objects: int = MAX_OBJECTS) -> ScenePool:
-    """Scenes 0..n-1 of the toy dataset ``seed`` at the model's input size (so preprocessing is the identity)."""
+def render_pool(seed: int, n: int, image_size: int, min_objects: int = 1, max_objects: int = MAX_OBJECTS,
+                first: int = 0, code_slots: Optional[int] = None) -> ScenePool:
+    """Scenes first..first+n-1 of the toy dataset ``seed`` at the model's input size (so preprocessing is the
+    identity). ``code_slots``: rows of each scene's codes (default ``max_objects``), NO_OBJECT padded."""
     if seed in RESERVED_SEEDS:
         raise ValueError(f"seed {seed} is reserved for evaluation scenes ({RESERVED_SEEDS}); pick another")
+    code_slots = max_objects if code_slots is None else code_slots
     config = ToyWorldConfig(image_size=image_size, min_objects=min_objects, max_objects=max_objects)
     images = np.empty((n, image_size, image_size, 3), dtype=np.uint8)
-    codes = np.empty((n, max_objects, len(ATTRIBUTE_CATEGORIES)), dtype=np.int8)
+    codes = np.empty((n, code_slots, len(ATTRIBUTE_CATEGORIES)), dtype=np.int8)
     for i in range(n):
-        scene = generate_scene(seed, i, "train", config)
+        scene = generate_scene(seed, first + i, "train", config)
         images[i] = scene.image
-        codes[i] = object_codes(scene.record, max_objects)
+        codes[i] = object_codes(scene.record, code_slots)
     return ScenePool(images, codes)
+
+
+def draw_batch(rng: np.random.Generator, pool: ScenePool, singles: Optional[ScenePool],
+               recipe: TrainRecipe) -> tuple[np.ndarray, np.ndarray]:
+    """A training batch (images, codes): ``recipe.single_object_fraction`` of it from ``singles``, the rest from
+    ``pool``, each drawn without replacement; mirrored at random when ``recipe.flip``."""
+    n_single = int(round(recipe.single_object_fraction * recipe.batch_size))
+    if n_single and singles is None:
+        raise ValueError(f"single_object_fraction={recipe.single_object_fraction} needs a single-object pool")
+    index = rng.choice(len(pool.images), size=recipe.batch_size - n_single, replace=False)
+    images, scenes = pool.images[index], pool.codes[index]
+    if n_single:
+        single = rng.choice(len(singles.images), size=n_single, replace=False)
+        images = np.concatenate([images, singles.images[single]])
+        scenes = np.concatenate([scenes, singles.codes[single]])
+    if recipe.flip:  # captions say nothing about left and right, so a mirrored scene keeps its captions
+        flip = rng.random(len(images)) < 0.5
+        images = np.where(flip[:, None, None, None], images[:, :, ::-1], images)
+    return images, scenes
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -330,8 +358,14 @@ def train_toy_clip(out_path: Optional[os.PathLike | str], *, steps: Optional[int
     tokenizer = open_clip.get_tokenizer(recipe.model_name)
 
     pool = render_pool(seed, recipe.pool_size, image_size, recipe.min_objects, recipe.max_objects)
+    singles = None
+    if recipe.single_object_fraction:
+        # the scenes after the main pool's indices, so the two pools share no scene
+        singles = render_pool(seed, recipe.single_object_pool_size, image_size, 1, 1, first=recipe.pool_size,
+                              code_slots=recipe.max_objects)
     pool_seconds = time.perf_counter() - start
-    log.info("rendered %d scenes at %d px in %.1f s", recipe.pool_size, image_size, pool_seconds)
+    log.info("rendered %d scenes at %d px in %.1f s", recipe.pool_size + (len(singles.images) if singles else 0),
+             image_size, pool_seconds)
     train_start = time.perf_counter()
     train_budget = None if budget is None else budget - pool_seconds
 
@@ -360,12 +394,7 @@ def train_toy_clip(out_path: Optional[os.PathLike | str], *, steps: Optional[int
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, total_steps, recipe)
 
-        index = rng.choice(len(pool.images), size=recipe.batch_size, replace=False)
-        images = pool.images[index]
-        if recipe.flip:  # captions say nothing about left and right, so a mirrored scene keeps its captions
-            flip = rng.random(len(index)) < 0.5
-            images = np.where(flip[:, None, None, None], images[:, :, ::-1], images)
-        scenes = pool.codes[index]
+        images, scenes = draw_batch(rng, pool, singles, recipe)
         positives = sample_captions(rng, scenes, recipe)
         captions = positives
         negatives = None
