@@ -9,6 +9,7 @@ rule train_toy_clip:
         f"{RESULTS}/model/gradeclip-toy-ViT.pt",
     params:
         minutes=config["toyworld"]["train_minutes"],
+        steps=config["toyworld"]["train_steps"],
         seed=config["toyworld"]["train_seed"],
     threads: 2
     resources:
