@@ -9,7 +9,7 @@ Recipe (chosen so that the image embedding carries every object and binds each c
   captions are drawn afresh every step, so the pool is reused without repeating (image, text) pairs;
 * half of each batch comes from a second pool of single-object scenes: in a multi-object scene a shape word is
   true of most images of the batch, so the contrastive loss gives shape little signal, while among single objects
-  "a cube" tells one image in three apart (this raised zero-shot shape from ~0.6 to ~0.95, see the model card);
+  "a cube" tells one image in three apart (zero-shot shape went from ~0.6 to 0.8-0.98 in the model card's runs);
 * captions name a random subset of one to three of the scene's objects, each by a random subset of its
   attributes ("a red cube", "a small object", "a large blue rubber sphere and a cylinder");
 * loss: CLIP's symmetric cross-entropy, where a caption that is also *true* of another image of the batch is not
@@ -17,7 +17,9 @@ Recipe (chosen so that the image embedding carries every object and binds each c
   caption with the shape, resp. the size, of one named object changed so that it becomes false for this image,
   e.g. "a red sphere" for a scene with a red cube and a blue sphere) as extra image-to-text negatives: in-batch
   negatives almost always differ in colour, which alone would let the model ignore shape and size;
-* AdamW with linear warmup and cosine decay.
+* AdamW with linear warmup and cosine decay over the run's steps (shipped model: 1256; longer gave worse maps).
+
+The vision tower's layer scale (``ls_init_value`` in the model config) is part of the architecture, not the recipe.
 
 Scenes of the training pool come from ``generate_scene(seed, index)`` with the training seed; the evaluation uses
 other seeds (``EVAL_SEEDS`` for the model card, ``VALIDATION_SEEDS`` for comparing recipes), which training refuses.
