@@ -349,3 +349,12 @@ def test_cli_evaluate_and_generate(toy_clip, tmp_path):
                               "--image-size", "64"])
     assert args.func(args) == 0
     assert len(list((tmp_path / "ds" / "images" / "train").glob("*.png"))) == 2
+
+
+def test_cached_tokenizer_gives_the_tokenizers_rows():
+    tokenizer = open_clip.get_tokenizer(tr.MODEL_NAME)
+    cached = tr.CachedTokenizer(tokenizer, max_texts=3)
+    batches = [["a red cube", "a cube", "a red cube"], ["a small object", "a cube"], ["a b", "c d", "e f", "a cube"]]
+    for texts in batches:  # the last batch overflows the memo, which starts afresh
+        assert torch.equal(cached(texts), tokenizer(texts))
+    assert len(cached.rows) <= 4

@@ -256,6 +256,27 @@ def normalise_images(images: np.ndarray) -> torch.Tensor:
     return (x - mean) / std
 
 
+class CachedTokenizer:
+    """open_clip's tokenizer with a memo of the token rows of texts seen before.
+
+    The captions of a run repeat a lot ("a cube", "a red object"), and open_clip's tokenizer spends most of its
+    time cleaning each text (ftfy); the rows are the tokenizer's own, so training sees the same tokens either way.
+    """
+
+    def __init__(self, tokenizer, max_texts: int = 100_000):
+        self.tokenizer, self.max_texts = tokenizer, max_texts
+        self.rows: dict[str, torch.Tensor] = {}
+
+    def __call__(self, texts: Sequence[str]) -> torch.Tensor:
+        missing = [t for t in dict.fromkeys(texts) if t not in self.rows]
+        if missing:
+            if len(self.rows) + len(missing) > self.max_texts:
+                self.rows.clear()
+                missing = list(dict.fromkeys(texts))
+            self.rows.update(zip(missing, self.tokenizer(missing)))
+        return torch.stack([self.rows[t] for t in texts])
+
+
 def encode_text_truncated(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     """``model.encode_text`` computed on the first positions only (up to the last end-of-text token of the batch).
 
@@ -357,7 +378,7 @@ def train_toy_clip(out_path: Optional[os.PathLike | str], *, steps: Optional[int
         model.logit_scale.fill_(recipe.init_logit_scale)
     image_size = model.visual.image_size
     image_size = image_size if isinstance(image_size, int) else image_size[0]
-    tokenizer = open_clip.get_tokenizer(recipe.model_name)
+    tokenizer = CachedTokenizer(open_clip.get_tokenizer(recipe.model_name))
 
     pool = render_pool(seed, recipe.pool_size, image_size, recipe.min_objects, recipe.max_objects)
     singles = None
