@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import json
 import logging
 import os
 import socket
@@ -49,6 +50,32 @@ def register_model_configs(directory: Path = MODEL_CONFIG_DIR) -> None:
     if directory.is_dir() and directory not in _REGISTERED:
         open_clip.add_model_config(directory)
         _REGISTERED.add(directory)
+
+
+def register_model_config_file(path: os.PathLike | str) -> str:
+    """Make one open_clip model config JSON (a variant of the toy CLIP, say) known to open_clip's factory under its
+    file name without ``.json``, and return that name. Raises ``ModelLoadError`` naming the file when it is missing,
+    is not a model config, or would shadow an architecture that open_clip already knows."""
+    path = Path(path).resolve()
+    if path in _REGISTERED:
+        return path.stem
+    try:
+        config = json.loads(path.read_text())
+    except OSError as err:
+        raise ModelLoadError(f"model config {path}: cannot read it ({err.strerror or err})") from None
+    except json.JSONDecodeError as err:
+        raise ModelLoadError(f"model config {path}: not JSON ({err})") from None
+    missing = [key for key in ("embed_dim", "vision_cfg", "text_cfg") if not isinstance(config, dict) or key not in config]
+    if missing:
+        raise ModelLoadError(f"model config {path}: missing {', '.join(missing)} (an open_clip model config has "
+                             "embed_dim, vision_cfg and text_cfg; see gradeclip/model_configs/)")
+    register_model_configs()
+    if path.stem in open_clip.list_models():
+        raise ModelLoadError(f"model config {path}: open_clip already has an architecture named {path.stem!r}; "
+                             "rename the file")
+    open_clip.add_model_config(path)
+    _REGISTERED.add(path)
+    return path.stem
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:

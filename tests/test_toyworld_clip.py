@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 from PIL import Image
 
 from gradeclip import geometry
-from gradeclip.models import load_clip, register_model_configs
+from gradeclip.models import ModelLoadError, load_clip, register_model_config_file, register_model_configs
 from gradeclip.toyworld import evaluate as ev
 from gradeclip.toyworld import train as tr
 from gradeclip.toyworld.cli import add_toyworld_commands
@@ -358,3 +359,52 @@ def test_cached_tokenizer_gives_the_tokenizers_rows():
     for texts in batches:  # the last batch overflows the memo, which starts afresh
         assert torch.equal(cached(texts), tokenizer(texts))
     assert len(cached.rows) <= 4
+
+
+def test_cli_trains_and_evaluates_a_model_config_file(tmp_path, monkeypatch):
+    # a variant of the toy architecture, tiny so that a few steps take a second
+    config = {"embed_dim": 16,
+              "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
+              "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+    path = tmp_path / "toy-variant-test.json"
+    path.write_text(json.dumps(config))
+    monkeypatch.setattr(tr, "TrainRecipe", lambda **kw: dataclasses.replace(TINY_RECIPE, **kw))
+    parser = argparse.ArgumentParser(prog="gradeclip")
+    add_toyworld_commands(parser.add_subparsers(dest="command", required=True))
+    checkpoint = tmp_path / "variant.pt"
+    args = parser.parse_args(["toyworld", "train", "--out", str(checkpoint), "--steps", "3", "--threads", "1",
+                              "--model-config", str(path)])
+    assert args.func(args) == 0
+    assert tr.checkpoint_metadata(checkpoint)["model_name"] == "toy-variant-test"
+    trained = torch.load(checkpoint, weights_only=True)["state_dict"]
+    assert trained["visual.conv1.weight"].shape == (32, 3, 8, 8)
+    out = tmp_path / "metrics.json"
+    args = parser.parse_args(["toyworld", "evaluate", "--checkpoint", str(checkpoint), "--out", str(out),
+                              "--n-scenes", "2", "--model-config", str(path)])
+    assert args.func(args) == 0
+    assert json.loads(out.read_text())["localisation"]["image_size"] == 32
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "cannot read"), ("{not json", "not JSON"), ('{"embed_dim": 16}', "missing vision_cfg, text_cfg")])
+def test_a_bad_model_config_file_is_named_in_the_error(tmp_path, capsys, content, message):
+    path = tmp_path / "broken-variant.json"
+    if content is not None:
+        path.write_text(content)
+    parser = argparse.ArgumentParser(prog="gradeclip")
+    add_toyworld_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["toyworld", "train", "--out", str(tmp_path / "x.pt"), "--steps", "1",
+                              "--model-config", str(path)])
+    assert args.func(args) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and message in err
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_a_model_config_file_cannot_shadow_an_open_clip_architecture(tmp_path):
+    path = tmp_path / "ViT-B-16.json"
+    path.write_text((Path(__file__).resolve().parents[1] / "gradeclip" / "model_configs" /
+                     f"{tr.MODEL_NAME}.json").read_text())
+    with pytest.raises(ModelLoadError, match="already has an architecture named 'ViT-B-16'"):
+        register_model_config_file(path)
+    assert open_clip.get_model_config("ViT-B-16")["embed_dim"] == 512

@@ -23,7 +23,17 @@ def generate_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_name(args: argparse.Namespace) -> str:
+    """--model-config FILE registers that config and names the model after it; otherwise --model (or the toy)."""
+    if getattr(args, "model_config", None):
+        from gradeclip.models import register_model_config_file
+
+        return register_model_config_file(args.model_config)
+    return getattr(args, "model", MODEL_NAME)
+
+
 def train_command(args: argparse.Namespace) -> int:
+    from gradeclip.models import ModelLoadError
     from gradeclip.toyworld.train import TrainRecipe, train_toy_clip
 
     if args.minutes is None and args.steps is None:
@@ -31,9 +41,10 @@ def train_command(args: argparse.Namespace) -> int:
         return 2
     logging.getLogger("gradeclip").setLevel(logging.INFO)
     try:
+        recipe = TrainRecipe(model_name=_model_name(args))
         result = train_toy_clip(args.out, steps=args.steps, minutes=args.minutes, seed=args.seed,
-                                recipe=TrainRecipe(), threads=args.threads)
-    except ValueError as err:
+                                recipe=recipe, threads=args.threads)
+    except (ValueError, ModelLoadError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"wrote {result.path}: {result.steps} steps in {result.seconds:.0f} s "
@@ -46,7 +57,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     from gradeclip.toyworld.evaluate import evaluate_clip, write_json, zero_shot_reference
 
     try:
-        clip = load_clip(args.model, args.checkpoint)
+        clip = load_clip(_model_name(args), args.checkpoint)
     except ModelLoadError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -89,12 +100,19 @@ def add_toyworld_commands(subparsers) -> argparse.ArgumentParser:
     tr.add_argument("--steps", type=int, help="number of steps (reproduces a --minutes run exactly)")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--threads", type=int, default=2)
+    tr.add_argument("--model-config", metavar="JSON",
+                    help="train this open_clip model config (e.g. a copy of gradeclip/model_configs/"
+                         f"{MODEL_NAME}.json with one field changed) instead of the toy CLIP; the model is named "
+                         "after the file")
     tr.set_defaults(func=train_command)
 
     ev = commands.add_parser("evaluate", help="model-card metrics of a toy checkpoint on held-out scenes")
     ev.add_argument("--checkpoint", required=True)
     ev.add_argument("--out", required=True, help="metrics JSON to write")
     ev.add_argument("--model", default=MODEL_NAME, help="open_clip architecture of the checkpoint")
+    ev.add_argument("--model-config", metavar="JSON",
+                    help="the checkpoint's open_clip model config file (what `train --model-config` trained); "
+                         "replaces --model")
     ev.add_argument("--n-scenes", type=int, default=1000)
     ev.add_argument("--reference", help="also write the zero-shot predictions on 12 held-out scenes that the tests "
                                         "reproduce (data/toy_clip/zero_shot_reference.json)")
