@@ -65,7 +65,8 @@ def register_model_config_file(path: os.PathLike | str) -> str:
         raise ModelLoadError(f"model config {path}: cannot read it ({err.strerror or err})") from None
     except json.JSONDecodeError as err:
         raise ModelLoadError(f"model config {path}: not JSON ({err})") from None
-    missing = [key for key in ("embed_dim", "vision_cfg", "text_cfg") if not isinstance(config, dict) or key not in config]
+    keys = config if isinstance(config, dict) else {}
+    missing = [key for key in ("embed_dim", "vision_cfg", "text_cfg") if key not in keys]
     if missing:
         raise ModelLoadError(f"model config {path}: missing {', '.join(missing)} (an open_clip model config has "
                              "embed_dim, vision_cfg and text_cfg; see gradeclip/model_configs/)")
