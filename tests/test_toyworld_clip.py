@@ -361,7 +361,7 @@ def test_cached_tokenizer_gives_the_tokenizers_rows():
     assert len(cached.rows) <= 4
 
 
-def test_cli_trains_and_evaluates_a_model_config_file(tmp_path, monkeypatch):
+def test_cli_trains_and_evaluates_a_model_config_file(tmp_path, monkeypatch, capsys):
     # a variant of the toy architecture, tiny so that a few steps take a second
     config = {"embed_dim": 16,
               "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
@@ -383,6 +383,13 @@ def test_cli_trains_and_evaluates_a_model_config_file(tmp_path, monkeypatch):
                               "--n-scenes", "2", "--model-config", str(path)])
     assert args.func(args) == 0
     assert json.loads(out.read_text())["localisation"]["image_size"] == 32
+    # scored as another architecture (here the toy CLIP, whose weights would not fit; with only the heads changed
+    # they would, silently), the checkpoint is refused by the name it was trained as
+    args = parser.parse_args(["toyworld", "evaluate", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o"),
+                              "--n-scenes", "2"])
+    assert args.func(args) == 2
+    assert "trained as 'toy-variant-test'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("content, message", [
