@@ -473,5 +473,5 @@ def save_checkpoint(model: torch.nn.Module, out_path: os.PathLike | str, metadat
 
 
 def checkpoint_metadata(path: os.PathLike | str) -> dict:
-    """The training metadata stored in a toy checkpoint."""
-    return torch.load(path, map_location="cpu", weights_only=True).get("toy_clip", {})
+    """The training metadata stored in a toy checkpoint (memory-mapped: the weights themselves are not read)."""
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("toy_clip", {})
