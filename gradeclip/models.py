@@ -52,6 +52,25 @@ def register_model_configs(directory: Path = MODEL_CONFIG_DIR) -> None:
         _REGISTERED.add(directory)
 
 
+# The key under which gradeclip's training (gradeclip.toyworld.train) stores its metadata beside the state dict;
+# open_clip's loader reads only "state_dict" and ignores it.
+TRAINING_METADATA_KEY = "toy_clip"
+
+
+def checkpoint_metadata(path: os.PathLike | str) -> dict:
+    """The training metadata stored in a checkpoint that gradeclip trained ({} for a checkpoint without any).
+    Memory-mapped: the weights themselves are not read."""
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get(TRAINING_METADATA_KEY, {})
+
+
+def _recorded_architecture(path: os.PathLike | str) -> Optional[str]:
+    """The architecture a checkpoint file records having been trained as; None when it records none."""
+    try:
+        return checkpoint_metadata(path).get("model_name")
+    except Exception:  # safetensors, legacy pickles, foreign layouts: nothing recorded; open_clip reports real errors
+        return None
+
+
 def register_model_config_file(path: os.PathLike | str) -> str:
     """Make one open_clip model config JSON (a variant of the toy CLIP, say) known to open_clip's factory under its
     file name without ``.json``, and return that name. Raises ``ModelLoadError`` naming the file when it is missing,
@@ -156,6 +175,14 @@ def load_clip(name: str, pretrained: Optional[str] = None, *, device: str | torc
     if pretrained and Path(pretrained).suffix in (".pt", ".pth", ".bin", ".safetensors") \
             and not Path(pretrained).is_file():
         raise ModelLoadError(f"checkpoint file for model {name!r} not found: {pretrained}")
+    if pretrained and Path(pretrained).is_file():
+        # Architectures that differ only in how channels are split into heads share every weight shape, so a
+        # checkpoint would load into the wrong one without complaint.
+        trained_as = _recorded_architecture(pretrained)
+        if trained_as and trained_as != name:
+            raise ModelLoadError(f"{pretrained} was trained as {trained_as!r}, not {name!r}: load it as "
+                                 f"{trained_as!r} (with its model config registered: --model-config "
+                                 f"{trained_as}.json on the toyworld commands)")
     what = f"model {name!r}" + (f" with pretrained weights {pretrained!r}" if pretrained else "")
     offline = None
     try:

@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 
 # The toy CLIP's open_clip architecture name (= gradeclip.toyworld.train.MODEL_NAME, tested); spelled out here so
 # that building the parser does not import torch.
@@ -31,17 +30,6 @@ def _model_name(args: argparse.Namespace) -> str:
 
         return register_model_config_file(args.model_config)
     return getattr(args, "model", MODEL_NAME)
-
-
-def _trained_as(checkpoint: str):
-    """The architecture a toy checkpoint records having been trained as (None for other files: load_clip then
-    reports whatever is wrong with them)."""
-    from gradeclip.toyworld.train import checkpoint_metadata
-
-    try:
-        return checkpoint_metadata(checkpoint).get("model_name") if Path(checkpoint).is_file() else None
-    except Exception:  # not a toy checkpoint (or not loadable with weights_only): nothing recorded
-        return None
 
 
 def train_command(args: argparse.Namespace) -> int:
@@ -69,14 +57,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     from gradeclip.toyworld.evaluate import evaluate_clip, write_json, zero_shot_reference
 
     try:
-        name = _model_name(args)
-        trained_as = _trained_as(args.checkpoint)
-        # Architectures that differ only in how channels are split into heads share every weight shape, so the
-        # checkpoint would load into the wrong one without complaint.
-        if trained_as and trained_as != name:
-            raise ModelLoadError(f"{args.checkpoint} was trained as {trained_as!r}, not {name!r}: pass "
-                                 f"--model-config {trained_as}.json (or --model {trained_as})")
-        clip = load_clip(name, args.checkpoint)
+        clip = load_clip(_model_name(args), args.checkpoint)
     except ModelLoadError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

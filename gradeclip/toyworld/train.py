@@ -41,7 +41,8 @@ import torch.nn.functional as F
 
 from gradeclip.files import atomic_write
 from gradeclip.geometry import OPENAI_MEAN, OPENAI_STD
-from gradeclip.models import register_model_configs
+# checkpoint_metadata: the reader of what save_checkpoint writes, kept importable from here
+from gradeclip.models import TRAINING_METADATA_KEY, checkpoint_metadata, register_model_configs  # noqa: F401
 from gradeclip.toyworld.layout import ToyWorldConfig
 from gradeclip.toyworld.scenes import generate_scene
 from gradeclip.toyworld.vocabulary import ATTRIBUTE_CATEGORIES, ATTRIBUTE_VALUES
@@ -469,9 +470,5 @@ def save_checkpoint(model: torch.nn.Module, out_path: os.PathLike | str, metadat
     to the model's dtype on load), with ``metadata`` beside it; through a temporary file and a rename."""
     state = {k: v.detach().to(torch.float16) if v.is_floating_point() else v.detach()
              for k, v in model.state_dict().items()}
-    return atomic_write(out_path, lambda tmp: torch.save({"state_dict": state, "toy_clip": metadata or {}}, tmp))
-
-
-def checkpoint_metadata(path: os.PathLike | str) -> dict:
-    """The training metadata stored in a toy checkpoint (memory-mapped: the weights themselves are not read)."""
-    return torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("toy_clip", {})
+    checkpoint = {"state_dict": state, TRAINING_METADATA_KEY: metadata or {}}
+    return atomic_write(out_path, lambda tmp: torch.save(checkpoint, tmp))
