@@ -359,9 +359,11 @@ def train_toy_clip(out_path: Optional[os.PathLike | str], *, steps: Optional[int
     Length: ``steps``, and/or ``minutes``: a wall-clock budget for the whole run, pool rendering included. With
     ``minutes`` the number of steps is fixed once, from the speed of steps 10..``calibration_steps`` (inside the
     warmup), to fill the budget with a safety margin, and is stored in the metadata: ``steps=<that number>``
-    then reproduces the run. Should the machine slow down later, training still stops when the budget is spent
-    (``metadata["stopped_by_budget"]``). ``seed`` fixes the scene pool, the captions and the
-    initialisation. ``model``: train this model instead of a fresh ``recipe.model_name`` (tests use tiny ones).
+    then reproduces the run. The measurement assumes the machine is otherwise idle: another job running during
+    those steps makes them slow and the run plans far fewer steps than the budget holds. Should the machine slow
+    down later, training still stops when the budget is spent (``metadata["stopped_by_budget"]``). ``seed`` fixes
+    the scene pool, the captions and the initialisation. ``model``: train this model instead of a fresh
+    ``recipe.model_name`` (tests use tiny ones).
     """
     if steps is None and minutes is None:
         raise ValueError("give steps and/or minutes")
