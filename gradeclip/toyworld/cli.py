@@ -96,7 +96,8 @@ def add_toyworld_commands(subparsers) -> argparse.ArgumentParser:
 
     tr = commands.add_parser("train", help="train the toy CLIP on the CPU")
     tr.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
-    tr.add_argument("--minutes", type=float, help="wall-clock budget (the steps that fit are measured early on; keep the machine idle meanwhile)")
+    tr.add_argument("--minutes", type=float,
+                    help="wall-clock budget (the steps that fit are measured early on: keep the machine idle)")
     tr.add_argument("--steps", type=int, help="number of steps (reproduces a --minutes run exactly)")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--threads", type=int, default=2)
