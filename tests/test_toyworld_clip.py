@@ -301,6 +301,19 @@ def test_localisation_metrics_on_a_few_scenes(toy_clip):
             assert misses["quartiles"] is None or 0 < misses["quartiles"][0] <= misses["quartiles"][2]
         assert block["uniform"]["pointing"]["value"] == pytest.approx(np.mean(area))
         assert block["uniform"]["energy_share"]["value"] == pytest.approx(np.mean(share))
+        # the scene breakdown: two partitions of the scenes, each recombining to the overall scores
+        by_scene = block["grad_eclip_by_scene"]
+        for partition in (("objects_2", "objects_3", "objects_4"), ("same_color_other", "no_same_color_other")):
+            parts = [by_scene[g] for g in partition if g in by_scene]
+            assert sum(p["n"] for p in parts) == 6
+            for m in ("pointing", "energy_share"):
+                assert sum(p["n"] * p[m]["value"] for p in parts) / 6 == pytest.approx(block["grad_eclip"][m]["value"])
+    groups = ev.scene_groups(samples)
+    for i, s in enumerate(samples):
+        objects = s.scene.record["objects"]
+        assert groups[f"objects_{len(objects)}"][i]
+        colors = [o["color"] for o in objects]
+        assert groups["same_color_other"][i] == (colors.count(colors[s.object_index]) > 1)
     assert metrics["multi"]["score_gap"]["mean_abs"] == 0.0
     assert metrics["single"]["score_gap"]["mean_abs"] > 0.0
     for s in samples:  # each text names exactly one object of its scene, by colour and shape

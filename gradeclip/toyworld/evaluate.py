@@ -287,6 +287,27 @@ def _summary(scored: dict) -> dict:
                 "n": int(len(background))}}
 
 
+def scene_groups(samples: Sequence[NamedObject]) -> dict[str, np.ndarray]:
+    """Boolean masks over ``samples`` by what else is in the scene: "objects_2" .. "objects_4" by object count,
+    and whether another object has the named colour ("same_color_other" / "no_same_color_other"): each further
+    object takes part of a map's mass, and one of the named colour far more (the model card's breakdown)."""
+    objects = [s.scene.record["objects"] for s in samples]
+    counts = np.array([len(objs) for objs in objects])
+    same_color = np.array([any(o["color"] == objs[s.object_index]["color"]
+                               for i, o in enumerate(objs) if i != s.object_index)
+                           for s, objs in zip(samples, objects)], dtype=bool)
+    groups = {f"objects_{n}": counts == n for n in range(2, 5)}
+    groups.update({"same_color_other": same_color, "no_same_color_other": ~same_color})
+    return groups
+
+
+def _summary_by_group(scored: dict, groups: dict[str, np.ndarray]) -> dict:
+    return {name: {"n": int(member.sum()),
+                   "pointing": proportion(scored["outcomes"][member] == "named"),
+                   "energy_share": mean_with_ci(scored["shares"][member])}
+            for name, member in groups.items() if member.any()}
+
+
 def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATION_SEED,
                          heads: Sequence[str] = HEADS, batch_size: int = 32, spatial: str = "loosened") -> dict:
     """Pointing game and energy share of Grad-ECLIP (``spatial``: its spatial weight, the paper's "loosened" or
@@ -311,6 +332,7 @@ def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATI
         raw.append(class_token_attention(explainers[heads[0]], pixels[batch]).cpu().double().numpy())
 
     raw_summary = _summary(_score_maps(np.concatenate(raw), samples, registrations))
+    groups = scene_groups(samples)
     uniform_hits, uniform_shares = [], []
     areas = []
     for s in samples:
@@ -325,9 +347,11 @@ def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATI
            "image_size": model_input_size(clip), "mean_named_object_area_fraction": float(np.mean(areas))}
     for h in heads:
         gap = torch.cat(gaps[h]).double().numpy()
-        grad = _summary(_score_maps(np.concatenate(grids[h]), samples, registrations))
+        scored = _score_maps(np.concatenate(grids[h]), samples, registrations)
+        grad = _summary(scored)
         out[h] = {
             "grad_eclip": grad,
+            "grad_eclip_by_scene": _summary_by_group(scored, groups),
             "raw_attention": raw_summary,
             "uniform": uniform_summary,
             "margin_over_raw_attention": {
@@ -378,6 +402,8 @@ def evaluate_clip(clip: LoadedClip, n_scenes: int = 1000, n_zero_shot: Optional[
                                  "another object, on the background, or nowhere (constant map)",
             "background_miss_distance_px": "quartiles of the distance from the argmax to the named object's mask, "
                                            "over the maps whose argmax is on the background",
+            "grad_eclip_by_scene": "the Grad-ECLIP scores on the scenes with 2, 3 or 4 objects, and on those with "
+                                   "or without another object of the named colour",
             "spatial": "Grad-ECLIP's spatial weight: loosened (the paper), softmax or none (ablations)",
             "raw_attention": "class token's softmax attention row over the patches in the last block, "
                              "averaged over heads",
