@@ -56,6 +56,7 @@ ZERO_SHOT_PROMPTS = {
 }
 ZERO_SHOT_LABELS = {"color": list(COLORS), "shape": list(SHAPES), "size": list(SIZES)}
 LOCALISATION_TEMPLATE = "a {}"  # around the referring expression "red cube"
+LOCALISATION_OBJECTS = (2, 4)  # fewest and most objects in a localisation scene
 TARGETS = {"zero_shot": {"color": 0.9, "shape": 0.8, "size": 0.8},
            "pointing": 0.65, "energy_share": 0.75, "margin_over_raw_attention": 0.15}
 HEADS = ("single", "multi")
@@ -233,7 +234,8 @@ class NamedObject:
 def localisation_samples(n_scenes: int, image_size: int, seed: int = LOCALISATION_SEED) -> list[NamedObject]:
     """Scenes 0, 1, ... of ``seed`` with 2-4 objects, each with one object named by colour and shape, chosen at
     random (seeded per scene) among the objects that this names uniquely; scenes without one are skipped."""
-    config = ToyWorldConfig(image_size=image_size, min_objects=2, max_objects=4)
+    config = ToyWorldConfig(image_size=image_size, min_objects=LOCALISATION_OBJECTS[0],
+                             max_objects=LOCALISATION_OBJECTS[1])
     samples, index = [], 0
     while len(samples) < n_scenes:
         scene = generate_scene(seed, index, "eval", config)
@@ -296,7 +298,8 @@ def scene_groups(samples: Sequence[NamedObject]) -> dict[str, np.ndarray]:
     same_color = np.array([any(o["color"] == objs[s.object_index]["color"]
                                for i, o in enumerate(objs) if i != s.object_index)
                            for s, objs in zip(samples, objects)], dtype=bool)
-    groups = {f"objects_{n}": counts == n for n in range(2, 5)}
+    fewest, most = LOCALISATION_OBJECTS
+    groups = {f"objects_{n}": counts == n for n in range(fewest, most + 1)}
     groups.update({"same_color_other": same_color, "no_same_color_other": ~same_color})
     return groups
 
@@ -342,8 +345,8 @@ def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATI
         areas.append(masks[s.object_index].mean())
     uniform_summary = {"pointing": mean_with_ci(uniform_hits), "energy_share": mean_with_ci(uniform_shares)}
 
-    out = {"n_scenes": len(samples), "seed": seed, "objects_per_scene": [2, 4], "spatial": spatial,
-           "text_template": LOCALISATION_TEMPLATE.format("{color} {shape}"),
+    out = {"n_scenes": len(samples), "seed": seed, "objects_per_scene": list(LOCALISATION_OBJECTS),
+           "spatial": spatial, "text_template": LOCALISATION_TEMPLATE.format("{color} {shape}"),
            "image_size": model_input_size(clip), "mean_named_object_area_fraction": float(np.mean(areas))}
     for h in heads:
         gap = torch.cat(gaps[h]).double().numpy()
