@@ -14,6 +14,7 @@ from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 from PIL import Image
 
 from gradeclip import geometry
+from gradeclip.explainer import GradECLIP
 from gradeclip.models import ModelLoadError, load_clip, register_model_config_file, register_model_configs
 from gradeclip.toyworld import evaluate as ev
 from gradeclip.toyworld import train as tr
@@ -316,6 +317,29 @@ def test_localisation_metrics_on_a_few_scenes(toy_clip):
         assert groups["same_color_other"][i] == (colors.count(colors[s.object_index]) > 1)
     assert metrics["multi"]["score_gap"]["mean_abs"] == 0.0
     assert metrics["single"]["score_gap"]["mean_abs"] > 0.0
+    # the object removal, again by painting each object's mask with the background and through the explainer's
+    # own preprocessing of PIL images (another path than re-rendering the scene without it)
+    explainer = GradECLIP(toy_clip)
+    background = np.array(ToyWorldConfig().background_rgb, dtype=np.uint8)
+    named_drops, other_drops, hits = [], [], []
+    for s in samples:
+        masks = s.scene.object_masks()
+        painted = []
+        for mask in masks:
+            image = s.scene.image.copy()
+            image[mask] = background
+            painted.append(Image.fromarray(image))
+        text = explainer.encode_texts([s.text])[0]
+        full = explainer.encode_images([Image.fromarray(s.scene.image)])[0] @ text
+        drops = (full - explainer.encode_images(painted) @ text).numpy()
+        named_drops.append(drops[s.object_index])
+        other_drops.append(np.delete(drops, s.object_index).mean())
+        hits.append(np.argmax(drops) == s.object_index)
+    removal = metrics["object_removal"]
+    assert removal["n_scenes"] == 6
+    assert removal["named_object_drop"]["value"] == pytest.approx(np.mean(named_drops), abs=1e-4)
+    assert removal["other_object_drop"]["value"] == pytest.approx(np.mean(other_drops), abs=1e-4)
+    assert removal["pointing"]["value"] == pytest.approx(np.mean(hits))
     for s in samples:  # each text names exactly one object of its scene, by colour and shape
         obj = s.scene.record["objects"][s.object_index]
         assert s.text == f"a {obj['color']} {obj['shape']}"

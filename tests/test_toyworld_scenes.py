@@ -33,6 +33,7 @@ from gradeclip.toyworld import (
     relational_captions,
     render_objects,
     render_scene_record,
+    render_without_object,
     resolve_referring_expression,
     scene_caption,
     scenes_path,
@@ -208,6 +209,18 @@ def test_scene_can_be_rerendered_from_its_json_record():
     image, instance_mask = render_scene_record(record, CONFIG)
     assert np.array_equal(image, scene.image)
     assert np.array_equal(instance_mask, scene.instance_mask)
+
+
+def test_removing_an_object_leaves_background_in_its_mask_and_every_other_pixel():
+    scene = generate_scene(4, 2, config=ToyWorldConfig(min_objects=3, max_objects=4))
+    masks = scene.object_masks()
+    for k in range(len(scene.objects)):
+        image = render_without_object(scene, k)
+        assert np.array_equal(image[~masks[k]], scene.image[~masks[k]])
+        assert (image[masks[k]] == BACKGROUND).all()
+    n = len(scene.objects)
+    with pytest.raises(IndexError, match=f"object {n} of a scene with {n} objects"):
+        render_without_object(scene, n)
 
 
 # --------------------------------------------------------------- CLEVR schema

@@ -51,6 +51,7 @@ from gradeclip.toyworld.scenes import (
     generate_scenes,
     instance_masks_to_stack,
     render_scene_record,
+    render_without_object,
 )
 from gradeclip.toyworld.vocabulary import (
     ATTRIBUTE_CATEGORIES,
@@ -69,6 +70,6 @@ __all__ = [
     "attribute_words", "dataset_info", "describe", "generate_scene", "generate_scenes", "image_path",
     "instance_masks_to_stack", "load_scene_arrays", "mask_path", "object_caption", "read_image",
     "read_instance_mask", "referring_expression", "relational_captions", "render_objects",
-    "render_scene_record", "resolve_referring_expression", "sample_objects", "scene_caption",
+    "render_scene_record", "render_without_object", "resolve_referring_expression", "sample_objects", "scene_caption",
     "scenes_path", "unique_referring_expressions", "write_dataset",
 ]

@@ -43,7 +43,7 @@ from gradeclip.files import atomic_write_bytes
 from gradeclip.models import LoadedClip, load_clip
 from gradeclip.toyworld.captions import unique_referring_expressions
 from gradeclip.toyworld.layout import ToyWorldConfig
-from gradeclip.toyworld.scenes import ToyScene, generate_scene
+from gradeclip.toyworld.scenes import ToyScene, generate_scene, render_without_object
 from gradeclip.toyworld.train import EVAL_SEEDS, MODEL_NAME, VALIDATION_SEEDS
 from gradeclip.toyworld.vocabulary import COLORS, MATERIALS, SHAPES, SIZES
 
@@ -145,7 +145,11 @@ def model_input_size(clip: LoadedClip) -> int:
 
 def scene_inputs(clip: LoadedClip, scenes: Sequence[ToyScene]) -> tuple[torch.Tensor, list[geometry.Registration]]:
     """The model's own preprocessing of each scene image (what ``GradECLIP`` does with a PIL image)."""
-    prepared = [geometry.standard_input(Image.fromarray(s.image), clip.preprocessing) for s in scenes]
+    return image_inputs(clip, [s.image for s in scenes])
+
+
+def image_inputs(clip: LoadedClip, images: Sequence[np.ndarray]) -> tuple[torch.Tensor, list[geometry.Registration]]:
+    prepared = [geometry.standard_input(Image.fromarray(image), clip.preprocessing) for image in images]
     return torch.stack([p[0] for p in prepared]), [p[1] for p in prepared]
 
 
@@ -311,6 +315,37 @@ def _summary_by_group(scored: dict, groups: dict[str, np.ndarray]) -> dict:
             for name, member in groups.items() if member.any()}
 
 
+@torch.no_grad()
+def object_removal(clip: LoadedClip, samples: Sequence[NamedObject], pixels: torch.Tensor,
+                   text_embeddings: torch.Tensor, batch_size: int = 64) -> dict:
+    """The model's own answer to "which object made the text match", against which the maps are scored: the
+    cosine of each sample's image and text minus the cosine with the image rendered again without one object,
+    for every object of the scene (the drop). If the named object is what the model matches, removing it lowers
+    the score most; the masks are then the right ground truth for this model, not only for the captions."""
+    image_embeddings = encode_images(clip, pixels)
+    text_embeddings = text_embeddings.float().to(image_embeddings.device)
+    full = (image_embeddings * text_embeddings).sum(-1)
+    drops = []  # per sample: (n_objects,) score drops
+    for start in range(0, len(samples), batch_size):
+        batch = samples[start:start + batch_size]
+        owner = [i for i, s in enumerate(batch, start) for _ in s.scene.objects]
+        removed, _ = image_inputs(clip, [render_without_object(s.scene, k) for s in batch
+                                         for k in range(len(s.scene.objects))])
+        scores = (encode_images(clip, removed) * text_embeddings[owner]).sum(-1)
+        drop = (full[owner] - scores).cpu().double().numpy()
+        bounds = np.cumsum([0] + [len(s.scene.objects) for s in batch])
+        drops.extend(drop[a:b] for a, b in zip(bounds[:-1], bounds[1:]))
+    named = np.array([d[s.object_index] for d, s in zip(drops, samples)])
+    others = [np.delete(d, s.object_index) for d, s in zip(drops, samples)]
+    return {
+        "n_scenes": len(samples),
+        "named_object_drop": mean_with_ci(named),
+        "other_object_drop": mean_with_ci(np.array([o.mean() for o in others])),
+        "pointing": proportion(np.array([int(np.argmax(d)) == s.object_index for d, s in zip(drops, samples)])),
+        "other_object_raises_score": proportion(np.concatenate(others) < 0),
+    }
+
+
 def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATION_SEED,
                          heads: Sequence[str] = HEADS, batch_size: int = 32, spatial: str = "loosened") -> dict:
     """Pointing game and energy share of Grad-ECLIP (``spatial``: its spatial weight, the paper's "loosened" or
@@ -347,7 +382,8 @@ def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATI
 
     out = {"n_scenes": len(samples), "seed": seed, "objects_per_scene": list(LOCALISATION_OBJECTS),
            "spatial": spatial, "text_template": LOCALISATION_TEMPLATE.format("{color} {shape}"),
-           "image_size": model_input_size(clip), "mean_named_object_area_fraction": float(np.mean(areas))}
+           "image_size": model_input_size(clip), "mean_named_object_area_fraction": float(np.mean(areas)),
+           "object_removal": object_removal(clip, samples, pixels, text_embeddings)}
     for h in heads:
         gap = torch.cat(gaps[h]).double().numpy()
         scored = _score_maps(np.concatenate(grids[h]), samples, registrations)
@@ -407,6 +443,11 @@ def evaluate_clip(clip: LoadedClip, n_scenes: int = 1000, n_zero_shot: Optional[
                                            "over the maps whose argmax is on the background",
             "grad_eclip_by_scene": "the Grad-ECLIP scores on the scenes with 2, 3 or 4 objects, and on those with "
                                    "or without another object of the named colour",
+            "object_removal": "the model's score (cosine) minus its score with the image rendered again without "
+                              "one object (the drop), for each object: mean drop for the named object and (per "
+                              "scene, over the others) for the other objects; pointing = the named object's "
+                              "removal drops the score most; other_object_raises_score = fraction of the other "
+                              "objects whose removal raises the score",
             "spatial": "Grad-ECLIP's spatial weight: loosened (the paper), softmax or none (ablations)",
             "raw_attention": "class token's softmax attention row over the patches in the last block, "
                              "averaged over heads",

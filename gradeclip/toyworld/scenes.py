@@ -84,6 +84,17 @@ def render_scene_record(record: dict, config: ToyWorldConfig = ToyWorldConfig())
     return render_objects(objects, Camera(config.image_size), config.background_rgb)
 
 
+def render_without_object(scene: ToyScene, removed: int,
+                          background_rgb: tuple[int, int, int] = ToyWorldConfig().background_rgb) -> np.ndarray:
+    """The scene's image rendered again without object ``removed``, every other object where it was: the scene as
+    it would look had that object never been placed (objects never overlap, so no other pixel changes)."""
+    if not 0 <= removed < len(scene.objects):
+        raise IndexError(f"object {removed} of a scene with {len(scene.objects)} objects")
+    kept = [obj for k, obj in enumerate(scene.objects) if k != removed]
+    image, _ = render_objects(kept, Camera(scene.image.shape[0]), background_rgb)
+    return image
+
+
 def dataset_info(seed: int, split: str, config: ToyWorldConfig) -> dict:
     """The ``info`` block of a toy scenes file; enough to regenerate every scene."""
     return {
