@@ -279,6 +279,12 @@ def test_confidence_intervals():
     summary = ev.mean_with_ci(np.array([1.0, 2.0, 3.0, 4.0]))
     half = 1.959963984540054 * np.std([1, 2, 3, 4], ddof=1) / 2
     assert summary["ci95"] == pytest.approx([2.5 - half, 2.5 + half])
+    one = ev.mean_with_ci(np.array([0.25]))  # one value has no interval; the record stays valid JSON
+    assert one["value"] == 0.25 and one["ci95"] is None
+    json.dumps(one, allow_nan=False)
+    from statsmodels.stats.proportion import proportion_confint
+    for successes, n in ((0, 7), (3, 7), (7, 7), (412, 1000)):
+        assert ev.wilson_interval(successes, n) == pytest.approx(proportion_confint(successes, n, method="wilson"))
 
 
 def test_localisation_metrics_on_a_few_scenes(toy_clip):

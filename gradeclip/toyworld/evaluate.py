@@ -66,6 +66,8 @@ Z95 = 1.959963984540054
 # ---------------------------------------------------------------------------------------------------------------
 # Statistics
 # ---------------------------------------------------------------------------------------------------------------
+# Written out rather than taken from statsmodels (``proportion_confint(method="wilson")``, which the tests check
+# these against): statsmodels pulls in pandas, which the gradeclip layer does not depend on.
 def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
     """Wilson score interval of a proportion."""
     if n == 0:
@@ -86,7 +88,9 @@ def proportion(hits: np.ndarray) -> dict:
 def mean_with_ci(values: np.ndarray, z: float = Z95) -> dict:
     values = np.asarray(values, dtype=np.float64)
     mean = float(values.mean())
-    half = z * float(values.std(ddof=1)) / math.sqrt(len(values)) if len(values) > 1 else math.nan
+    if len(values) < 2:  # no spread to estimate; None (JSON null) rather than NaN, which JSON does not have
+        return {"value": mean, "ci95": None, "n": len(values), "ci_method": "normal"}
+    half = z * float(values.std(ddof=1)) / math.sqrt(len(values))
     return {"value": mean, "ci95": [mean - half, mean + half], "n": len(values), "ci_method": "normal"}
 
 
