@@ -287,9 +287,13 @@ def _score_maps(grids: np.ndarray, samples: Sequence[NamedObject], registrations
             "background_distances": np.array(distances)}
 
 
+def _scores(outcomes: np.ndarray, shares: np.ndarray) -> dict:
+    return {"pointing": proportion(outcomes == "named"), "energy_share": mean_with_ci(shares)}
+
+
 def _summary(scored: dict) -> dict:
     outcomes, background = scored["outcomes"], scored["background_distances"]
-    return {"pointing": proportion(outcomes == "named"), "energy_share": mean_with_ci(scored["shares"]),
+    return {**_scores(outcomes, scored["shares"]),
             "pointing_outcomes": {o: float(np.mean(outcomes == o)) for o in POINTING_OUTCOMES},
             # near misses (a patch's width) would point to the grid; far ones to the background tokens' content
             "background_miss_distance_px": {
@@ -313,9 +317,7 @@ def scene_groups(samples: Sequence[NamedObject]) -> dict[str, np.ndarray]:
 
 
 def _summary_by_group(scored: dict, groups: dict[str, np.ndarray]) -> dict:
-    return {name: {"n": int(member.sum()),
-                   "pointing": proportion(scored["outcomes"][member] == "named"),
-                   "energy_share": mean_with_ci(scored["shares"][member])}
+    return {name: {"n": int(member.sum()), **_scores(scored["outcomes"][member], scored["shares"][member])}
             for name, member in groups.items() if member.any()}
 
 
