@@ -10,6 +10,7 @@ import numpy as np
 import open_clip
 import pytest
 import torch
+import torch.nn.functional as F
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 from PIL import Image
 
@@ -21,6 +22,7 @@ from gradeclip.toyworld import train as tr
 from gradeclip.toyworld.cli import add_toyworld_commands
 from gradeclip.toyworld.layout import ToyWorldConfig
 from gradeclip.toyworld.scenes import generate_scene
+from gradeclip.toyworld.vocabulary import COLORS, SHAPES
 
 TOY_DIR = Path(__file__).resolve().parents[1] / "data" / "toy_clip"
 CHECKPOINT = TOY_DIR / "gradeclip-toy-ViT.pt"
@@ -309,9 +311,12 @@ def test_localisation_metrics_on_a_few_scenes(toy_clip):
         assert block["uniform"]["pointing"]["value"] == pytest.approx(np.mean(area))
         assert block["uniform"]["energy_share"]["value"] == pytest.approx(np.mean(share))
         # the scene breakdown: two partitions of the scenes, each recombining to the overall scores
-        by_scene = block["grad_eclip_by_scene"]
-        for partition in (("objects_2", "objects_3", "objects_4"), ("same_color_other", "no_same_color_other")):
-            parts = [by_scene[g] for g in partition if g in by_scene]
+        by_scene, by_named = block["grad_eclip_by_scene"], block["grad_eclip_by_named_object"]
+        for groups, partition in ((by_scene, ("objects_2", "objects_3", "objects_4")),
+                                  (by_scene, ("same_color_other", "no_same_color_other")),
+                                  (by_named, [f"color_{c}" for c in COLORS]),
+                                  (by_named, [f"shape_{sh}" for sh in SHAPES])):
+            parts = [groups[g] for g in partition if g in groups]
             assert sum(p["n"] for p in parts) == 6
             for m in ("pointing", "energy_share"):
                 assert sum(p["n"] * p[m]["value"] for p in parts) / 6 == pytest.approx(block["grad_eclip"][m]["value"])
@@ -321,6 +326,10 @@ def test_localisation_metrics_on_a_few_scenes(toy_clip):
         assert groups[f"objects_{len(objects)}"][i]
         colors = [o["color"] for o in objects]
         assert groups["same_color_other"][i] == (colors.count(colors[s.object_index]) > 1)
+    named_groups = ev.named_object_groups(samples)
+    for i, s in enumerate(samples):  # the text names the object's colour and shape, and only those groups hold it
+        color, shape = s.text.split()[-2:]
+        assert {g for g, member in named_groups.items() if member[i]} == {f"color_{color}", f"shape_{shape}"}
     assert metrics["multi"]["score_gap"]["mean_abs"] == 0.0
     assert metrics["single"]["score_gap"]["mean_abs"] > 0.0
     # the object removal, again by painting each object's mask with the background and through the explainer's
@@ -350,6 +359,34 @@ def test_localisation_metrics_on_a_few_scenes(toy_clip):
         obj = s.scene.record["objects"][s.object_index]
         assert s.text == f"a {obj['color']} {obj['shape']}"
         assert sum(o["color"] == obj["color"] and o["shape"] == obj["shape"] for o in s.scene.record["objects"]) == 1
+    # the spatial weight by object colour, against lambda computed from open_clip's own modules: the input of the
+    # last block's in_proj (captured from the model's forward), cos(q_class, k_i) per head, min-max over the tokens
+    visual = toy_clip.model.visual
+    last = visual.transformer.resblocks[-1]
+    captured = []
+    handle = last.ln_1.register_forward_hook(lambda module, args, out: captured.append(out))
+    pixels, registrations = ev.scene_inputs(toy_clip, [s.scene for s in samples])
+    with torch.no_grad():
+        toy_clip.model.encode_image(pixels)
+    handle.remove()
+    with torch.no_grad():
+        q, k, _ = F.linear(captured[0], last.attn.in_proj_weight, last.attn.in_proj_bias).chunk(3, dim=-1)
+    for heads, n_heads in (("single", 1), ("multi", last.attn.num_heads)):
+        qh = q[:, 0].reshape(6, n_heads, -1)
+        kh = k.reshape(6, k.shape[1], n_heads, -1)
+        cos = F.cosine_similarity(qh[:, None], kh, dim=-1).double().numpy()  # (N, T, H)
+        lam = (cos - cos.min(axis=1, keepdims=True)) / (cos.max(axis=1, keepdims=True) - cos.min(axis=1, keepdims=True))
+        expected: dict = {}
+        for grid, s, reg in zip(lam[:, 1:], samples, registrations):
+            for obj, mask in zip(s.scene.record["objects"], s.scene.object_masks()):
+                pixel_maps = [geometry.grid_to_pixels(g.reshape(12, 12), reg) for g in grid.T]
+                expected.setdefault(obj["color"], []).append([m[mask].mean() for m in pixel_maps])
+        by_color = metrics[heads]["spatial_weight_by_object_color"]
+        assert set(by_color) == set(expected) | {"background"}
+        for color, values in expected.items():
+            assert by_color[color]["n_objects"] == len(values)
+            assert by_color[color]["mean_per_head"] == pytest.approx(np.mean(values, axis=0), abs=1e-4)
+        assert all(0.0 <= v <= 1.0 for v in by_color["background"]["mean_per_head"])
 
 
 def test_cli_evaluate_and_generate(toy_clip, tmp_path):

@@ -40,6 +40,7 @@ from PIL import Image
 from gradeclip import geometry
 from gradeclip.explainer import GradECLIP
 from gradeclip.files import atomic_write_bytes
+from gradeclip.method import recomputed_forward
 from gradeclip.models import LoadedClip, load_clip
 from gradeclip.toyworld.captions import unique_referring_expressions
 from gradeclip.toyworld.layout import ToyWorldConfig
@@ -255,20 +256,57 @@ def localisation_samples(n_scenes: int, image_size: int, seed: int = LOCALISATIO
     return samples
 
 
+def _last_block_input(explainer: GradECLIP, pixels: torch.Tensor) -> torch.Tensor:
+    """The tokens entering the image tower's last block, (N, T, D)."""
+    tower = explainer.image_tower
+    x = tower.embed(pixels.to(explainer.device))
+    for layer in tower.layers[:-1]:
+        x = layer.module(x)
+    return x
+
+
 @torch.no_grad()
 def class_token_attention(explainer: GradECLIP, pixels: torch.Tensor) -> torch.Tensor:
     """(N, h, w): the class token's softmax attention over the patches in the last block, averaged over the
     model's heads (the model's own multi-head attention, read through the same adapter Grad-ECLIP uses)."""
     tower = explainer.image_tower
-    x = tower.embed(pixels.to(explainer.device))
-    for layer in tower.layers[:-1]:
-        x = layer.module(x)
+    x = _last_block_input(explainer, pixels)
     last = tower.layers[-1]
     q, k, v = last.attention.qkv(last.pre(x))
     query = tower.query_rows(x)[:, None]
     _, attention = last.attention.model_attention(q[:, :1], k, v, query, None)  # (N, heads, 1, T)
     row = attention.float().mean(dim=1)[:, 0, tower.spatial_rows(x)]
     return row.reshape(len(pixels), *tower.grid_of(pixels))
+
+
+@torch.no_grad()
+def spatial_weights(explainer: GradECLIP, pixels: torch.Tensor) -> torch.Tensor:
+    """(N, H, h, w): the explainer's spatial weight lambda over the patches of the explained (last) block, one
+    grid per head of the explained attention (H = 1 with heads="single"). It depends on the image only."""
+    tower = explainer.image_tower
+    x = _last_block_input(explainer, pixels)
+    _, traces = recomputed_forward(tower.layers[-1:], x, tower.query_rows(x), heads=explainer.heads,
+                                   spatial=explainer.spatial)
+    lam = traces[0].spatial[:, :, tower.spatial_rows(x)].float()
+    return lam.reshape(len(pixels), lam.shape[1], *tower.grid_of(pixels))
+
+
+def spatial_weight_by_object_color(weights: np.ndarray, samples: Sequence[NamedObject], registrations) -> dict:
+    """Mean of each head's spatial weight over an object's pixels, averaged over the objects of each colour (all
+    objects of the scenes, named or not), and over the background pixels. A colour whose objects get little
+    weight is one the map cannot show, whatever the text: lambda does not depend on it."""
+    per_color: dict[str, list] = {}
+    background = []
+    for grids, sample, reg in zip(weights, samples, registrations):
+        pixel_maps = np.stack([geometry.grid_to_pixels(g, reg) for g in grids])  # (H, height, width)
+        masks = sample.scene.object_masks()
+        for obj, mask in zip(sample.scene.record["objects"], masks):
+            per_color.setdefault(obj["color"], []).append(pixel_maps[:, mask].mean(axis=1))
+        background.append(pixel_maps[:, ~masks.any(axis=0)].mean(axis=1))
+    summary = {c: {"n_objects": len(per_color[c]), "mean_per_head": np.mean(per_color[c], axis=0).tolist()}
+               for c in COLORS if c in per_color}
+    summary["background"] = {"n_scenes": len(background), "mean_per_head": np.mean(background, axis=0).tolist()}
+    return summary
 
 
 def _score_maps(grids: np.ndarray, samples: Sequence[NamedObject], registrations) -> dict:
@@ -313,6 +351,15 @@ def scene_groups(samples: Sequence[NamedObject]) -> dict[str, np.ndarray]:
     fewest, most = LOCALISATION_OBJECTS
     groups = {f"objects_{n}": counts == n for n in range(fewest, most + 1)}
     groups.update({"same_color_other": same_color, "no_same_color_other": ~same_color})
+    return groups
+
+
+def named_object_groups(samples: Sequence[NamedObject]) -> dict[str, np.ndarray]:
+    """Boolean masks over ``samples`` by what the text names: "color_<c>" for each colour and "shape_<s>" for each
+    shape of the vocabulary, two partitions of the samples; a method that fails on some words fails here."""
+    named = [s.scene.record["objects"][s.object_index] for s in samples]
+    groups = {f"color_{c}": np.array([o["color"] == c for o in named], dtype=bool) for c in COLORS}
+    groups.update({f"shape_{sh}": np.array([o["shape"] == sh for o in named], dtype=bool) for sh in SHAPES})
     return groups
 
 
@@ -363,6 +410,7 @@ def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATI
 
     grids = {h: [] for h in heads}
     gaps = {h: [] for h in heads}
+    lambdas = {h: [] for h in heads}
     raw = []
     for start in range(0, len(samples), batch_size):
         batch = slice(start, start + batch_size)
@@ -373,10 +421,12 @@ def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATI
             diagonal = torch.arange(n)
             grids[h].append(maps.grids[diagonal, diagonal].cpu().double().numpy())
             gaps[h].append((maps.scores[diagonal, diagonal] - maps.model_scores[diagonal, diagonal]).abs().cpu())
+            if spatial != "none":
+                lambdas[h].append(spatial_weights(explainer, pixels[batch]).cpu().double().numpy())
         raw.append(class_token_attention(explainers[heads[0]], pixels[batch]).cpu().double().numpy())
 
     raw_summary = _summary(_score_maps(np.concatenate(raw), samples, registrations))
-    groups = scene_groups(samples)
+    groups, named_groups = scene_groups(samples), named_object_groups(samples)
     uniform_hits, uniform_shares = [], []
     areas = []
     for s in samples:
@@ -397,6 +447,9 @@ def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATI
         out[h] = {
             "grad_eclip": grad,
             "grad_eclip_by_scene": _summary_by_group(scored, groups),
+            "grad_eclip_by_named_object": _summary_by_group(scored, named_groups),
+            "spatial_weight_by_object_color": spatial_weight_by_object_color(
+                np.concatenate(lambdas[h]), samples, registrations) if spatial != "none" else None,
             "raw_attention": raw_summary,
             "uniform": uniform_summary,
             "margin_over_raw_attention": {
@@ -449,6 +502,12 @@ def evaluate_clip(clip: LoadedClip, n_scenes: int = 1000, n_zero_shot: Optional[
                                            "over the maps whose argmax is on the background",
             "grad_eclip_by_scene": "the Grad-ECLIP scores on the scenes with 2, 3 or 4 objects, and on those with "
                                    "or without another object of the named colour",
+            "grad_eclip_by_named_object": "the Grad-ECLIP scores by the named object's colour (color_*) and "
+                                          "shape (shape_*)",
+            "spatial_weight_by_object_color": "Grad-ECLIP's spatial weight (lambda, per head of the explained "
+                                              "attention, upsampled like the maps) averaged over each object's "
+                                              "pixels, then over all objects of a colour; and over the background "
+                                              "pixels of each scene, then over the scenes",
             "object_removal": "the model's score (cosine) minus its score with the image rendered again without "
                               "one object (the drop), for each object: mean drop for the named object and (per "
                               "scene, over the others) for the other objects; pointing = the named object's "
