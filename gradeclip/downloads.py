@@ -68,8 +68,6 @@ class Resource:
     name: str
     url: str
     filename: str
-    # Workflow config key under which a pre-downloaded copy of this file can be given.
-    config_key: str
     sha256: Optional[str]
     md5: Optional[str] = None
     size_bytes: Optional[int] = None
@@ -77,9 +75,10 @@ class Resource:
     checksum_source: str = ""
     note: str = ""
 
-
-def _local_copy_key(name: str) -> str:
-    return f"data.local_copies.{name}"
+    @property
+    def config_key(self) -> str:
+        """Workflow config key under which a pre-downloaded copy of this file can be given."""
+        return f"data.local_copies.{self.name}"
 
 
 RESOURCES: dict[str, Resource] = {
@@ -89,7 +88,6 @@ RESOURCES: dict[str, Resource] = {
             name="coco_val2014",
             url="http://images.cocodataset.org/zips/val2014.zip",
             filename="val2014.zip",
-            config_key=_local_copy_key("coco_val2014"),
             sha256="fe9be816052049c34717e077d9e34aa60814a55679f804cd043e3cbee3b9fde0",
             md5="a3d79f5ed8d289b7a7554ce06a5782b3",
             size_bytes=6645013297,
@@ -104,7 +102,6 @@ RESOURCES: dict[str, Resource] = {
             name="coco_annotations2014",
             url="http://images.cocodataset.org/annotations/annotations_trainval2014.zip",
             filename="annotations_trainval2014.zip",
-            config_key=_local_copy_key("coco_annotations2014"),
             sha256="031296bbc80c45a1d1f76bf9a90ead27e94e99ec629208449507a4917a3bf009",
             size_bytes=252872794,
             checksum_source="sha256+size: tensorflow/datasets tensorflow_datasets/url_checksums/coco.txt",
@@ -114,7 +111,6 @@ RESOURCES: dict[str, Resource] = {
             name="karpathy_captions",
             url="https://cs.stanford.edu/people/karpathy/deepimagesent/caption_datasets.zip",
             filename="caption_datasets.zip",
-            config_key=_local_copy_key("karpathy_captions"),
             sha256="4cfd70132527b80933105e5829dc9034eaab9573482e2e680abbab6130244817",
             size_bytes=36745453,
             checksum_source=(
@@ -126,7 +122,6 @@ RESOURCES: dict[str, Resource] = {
             name="clevr_v1",
             url="https://dl.fbaipublicfiles.com/clevr/CLEVR_v1.0.zip",
             filename="CLEVR_v1.0.zip",
-            config_key=_local_copy_key("clevr_v1"),
             sha256="5cd61cf1096ed20944df93c9adb31e74d189b8459a94f54ba00090e5c59936d1",
             md5="b11922020e72d0cd9154779b2d3d07d2",
             size_bytes=19021600724,
@@ -140,7 +135,6 @@ RESOURCES: dict[str, Resource] = {
             name="sam_vit_h",
             url="https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth",
             filename="sam_vit_h_4b8939.pth",
-            config_key=_local_copy_key("sam_vit_h"),
             sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
             # The "4b8939" in the file name is the start of this md5, not of the sha256.
             md5="4b8939a88964f0f4ff5f5b2642c598a6",
