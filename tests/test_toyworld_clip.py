@@ -315,7 +315,8 @@ def test_localisation_metrics_on_a_few_scenes(toy_clip):
         for groups, partition in ((by_scene, ("objects_2", "objects_3", "objects_4")),
                                   (by_scene, ("same_color_other", "no_same_color_other")),
                                   (by_named, [f"color_{c}" for c in COLORS]),
-                                  (by_named, [f"shape_{sh}" for sh in SHAPES])):
+                                  (by_named, [f"shape_{sh}" for sh in SHAPES]),
+                                  (by_named, [f"object_{c}_{sh}" for c in COLORS for sh in SHAPES])):
             parts = [groups[g] for g in partition if g in groups]
             assert sum(p["n"] for p in parts) == 6
             for m in ("pointing", "energy_share"):
@@ -329,7 +330,8 @@ def test_localisation_metrics_on_a_few_scenes(toy_clip):
     named_groups = ev.named_object_groups(samples)
     for i, s in enumerate(samples):  # the text names the object's colour and shape, and only those groups hold it
         color, shape = s.text.split()[-2:]
-        assert {g for g, member in named_groups.items() if member[i]} == {f"color_{color}", f"shape_{shape}"}
+        assert {g for g, member in named_groups.items() if member[i]} == {f"color_{color}", f"shape_{shape}",
+                                                                           f"object_{color}_{shape}"}
     assert metrics["multi"]["score_gap"]["mean_abs"] == 0.0
     assert metrics["single"]["score_gap"]["mean_abs"] > 0.0
     # the object removal, again by painting each object's mask with the background and through the explainer's

@@ -355,11 +355,13 @@ def scene_groups(samples: Sequence[NamedObject]) -> dict[str, np.ndarray]:
 
 
 def named_object_groups(samples: Sequence[NamedObject]) -> dict[str, np.ndarray]:
-    """Boolean masks over ``samples`` by what the text names: "color_<c>" for each colour and "shape_<s>" for each
-    shape of the vocabulary, two partitions of the samples; a method that fails on some words fails here."""
+    """Boolean masks over ``samples`` by what the text names: "color_<c>" for each colour, "shape_<s>" for each
+    shape and "object_<c>_<s>" for each colour and shape of the vocabulary, three partitions of the samples; a
+    method that fails on some words, or on some pairs of them, fails here."""
     named = [s.scene.record["objects"][s.object_index] for s in samples]
     groups = {f"color_{c}": np.array([o["color"] == c for o in named], dtype=bool) for c in COLORS}
     groups.update({f"shape_{sh}": np.array([o["shape"] == sh for o in named], dtype=bool) for sh in SHAPES})
+    groups.update({f"object_{c}_{sh}": groups[f"color_{c}"] & groups[f"shape_{sh}"] for c in COLORS for sh in SHAPES})
     return groups
 
 
@@ -502,8 +504,8 @@ def evaluate_clip(clip: LoadedClip, n_scenes: int = 1000, n_zero_shot: Optional[
                                            "over the maps whose argmax is on the background",
             "grad_eclip_by_scene": "the Grad-ECLIP scores on the scenes with 2, 3 or 4 objects, and on those with "
                                    "or without another object of the named colour",
-            "grad_eclip_by_named_object": "the Grad-ECLIP scores by the named object's colour (color_*) and "
-                                          "shape (shape_*)",
+            "grad_eclip_by_named_object": "the Grad-ECLIP scores by the named object's colour (color_*), "
+                                          "shape (shape_*), and both (object_<colour>_<shape>)",
             "spatial_weight_by_object_color": "Grad-ECLIP's spatial weight (lambda, per head of the explained "
                                               "attention, upsampled like the maps) averaged over each object's "
                                               "pixels, then over all objects of a colour; and over the background "
