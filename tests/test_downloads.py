@@ -193,9 +193,9 @@ def test_fetch_resource_offline_message_uses_registry(tmp_path, monkeypatch):
     assert resource.sha256 in str(raised.value)
 
 
-def _schema_has_key(dotted: str) -> bool:
+def _schema_has_key(schema: dict, dotted: str) -> bool:
     """Whether the workflow config schema declares ``dotted`` (a.b.c), so the key an error message names exists."""
-    node = yaml.safe_load((Path(__file__).parents[1] / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    node = schema
     for part in dotted.split("."):
         node = node.get("properties", {}).get(part)
         if node is None:
@@ -204,10 +204,11 @@ def _schema_has_key(dotted: str) -> bool:
 
 
 def test_registry_entries_are_well_formed():
+    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow" / "schemas" / "config.schema.yaml").read_text())
     for name, resource in downloads.RESOURCES.items():
         assert resource.name == name
         assert resource.url.endswith(resource.filename)
-        assert _schema_has_key(resource.config_key), resource.config_key
+        assert _schema_has_key(schema, resource.config_key), resource.config_key
         if resource.sha256 is not None:
             assert len(resource.sha256) == 64 and int(resource.sha256, 16) >= 0
             assert resource.checksum_source
