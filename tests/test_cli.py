@@ -190,5 +190,13 @@ def test_split_choices_are_the_evaluators_own():
     from gradeclip.toyworld import evaluate
 
     found = list(option_choices(build_parser(), "--split"))
-    assert len(found) == 2 and found[0] is None  # toyworld generate's --split is a free folder name
-    assert sorted(found[1]) == sorted(evaluate.SPLIT_SEEDS)
+    assert len(found) == 3 and found[0] is None  # toyworld generate's --split is a free folder name
+    for choices in found[1:]:  # evaluate and benchmark
+        assert sorted(choices) == sorted(evaluate.SPLIT_SEEDS)
+
+
+def test_builtin_benchmark_methods_are_the_evaluators_own():
+    """``gradeclip toyworld benchmark --method`` names the built-in methods by hand (no torch import in the parser)."""
+    from gradeclip.toyworld import cli, evaluate
+
+    assert sorted(cli.BUILTIN_METHOD_NAMES) == sorted(evaluate.BUILTIN_METHODS)

@@ -1,5 +1,6 @@
-"""``gradeclip toyworld generate | train | evaluate``: the toy world's dataset, the toy CLIP and its model-card
-metrics from the command line. Heavy imports happen inside the commands so that ``gradeclip --help`` stays fast."""
+"""``gradeclip toyworld generate | train | evaluate | benchmark``: the toy world's dataset, the toy CLIP, its
+model-card metrics and the same scores for any explanation method from the command line. Heavy imports happen
+inside the commands so that ``gradeclip --help`` stays fast."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +11,10 @@ import sys
 # The toy CLIP's open_clip architecture name (= gradeclip.toyworld.train.MODEL_NAME, tested); spelled out here so
 # that building the parser does not import torch.
 MODEL_NAME = "gradeclip-toy-ViT"
+# The held-out splits (gradeclip.toyworld.evaluate.SPLIT_SEEDS) and the benchmark's built-in methods
+# (evaluate.BUILTIN_METHODS), likewise spelled out; tests check both against the evaluator.
+SPLITS = ("test", "validation")
+BUILTIN_METHOD_NAMES = ("grad-eclip", "grad-eclip-multi", "raw-attention")
 
 
 def generate_command(args: argparse.Namespace) -> int:
@@ -78,6 +83,63 @@ def evaluate_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_method(spec: str):
+    """A built-in method's name, or MODULE:FUNCTION resolved by the standard library's ``pkgutil.resolve_name``."""
+    import pkgutil
+
+    from gradeclip.toyworld.evaluate import BUILTIN_METHODS
+
+    if spec in BUILTIN_METHODS:
+        return BUILTIN_METHODS[spec]
+    if ":" not in spec:
+        raise ValueError(f"--method {spec!r}: expected one of {sorted(BUILTIN_METHODS)} or MODULE:FUNCTION")
+    # the `gradeclip` console script runs with its own folder first on sys.path, not the working directory, so a
+    # module of the user's (my_saliency.py beside them) would not import as it does under `python -m`
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        function = pkgutil.resolve_name(spec)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ValueError(f"--method {spec!r}: {err}") from err
+    if not callable(function):
+        raise ValueError(f"--method {spec!r} is not callable")
+    return function
+
+
+def benchmark_command(args: argparse.Namespace) -> int:
+    import torch
+
+    from gradeclip.models import ModelLoadError, load_clip
+    from gradeclip.toyworld.evaluate import benchmark_explanations, write_json
+
+    try:
+        explain = _import_method(args.method)
+        clip = load_clip(_model_name(args), args.checkpoint)
+    except (ValueError, ModelLoadError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        result = benchmark_explanations(explain, clip, n_scenes=args.n_scenes, split=args.split,
+                                        batch_size=args.batch_size, name=args.method)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    write_json(result, args.out)
+    for failure in result["failed"]:
+        print(f"warning: scene {failure['scene']} ({failure['text']!r}): {failure['error']}; not scored",
+              file=sys.stderr)
+    if not result["n_scored"]:
+        print(f"error: no map of {args.method} could be scored; see {args.out}", file=sys.stderr)
+        return 1
+    summary = {name: {m: round(result[name][m]["value"], 3) for m in ("pointing", "energy_share")}
+               for name in ("map", "uniform")}
+    print(json.dumps(summary, indent=1))
+    print(f"wrote {args.out} ({result['n_scored']} of {result['n_scenes']} scenes scored)")
+    return 0
+
+
 def add_toyworld_commands(subparsers) -> argparse.ArgumentParser:
     """Add the ``toyworld`` command group to the ``gradeclip`` parser's subparsers."""
     group = subparsers.add_parser("toyworld", help="toy-world scenes and the toy CLIP (train, evaluate)")
@@ -120,8 +182,24 @@ def add_toyworld_commands(subparsers) -> argparse.ArgumentParser:
     ev.add_argument("--threads", type=int, default=2)
     ev.add_argument("--spatial", default="loosened", choices=("loosened", "softmax", "none"),
                     help="Grad-ECLIP's spatial weight: the paper's loosened attention, or an ablation")
-    ev.add_argument("--split", default="test", choices=("test", "validation"),
+    ev.add_argument("--split", default="test", choices=SPLITS,
                     help="held-out scenes to use: test (the model card's numbers) or validation (for comparing "
                          "recipes and training seeds without touching the test scenes)")
     ev.set_defaults(func=evaluate_command)
+
+    bench = commands.add_parser(
+        "benchmark", help="score any explanation method's maps on the held-out toy scenes (pointing, energy share)")
+    bench.add_argument("--method", required=True,
+                       help=f"{', '.join(BUILTIN_METHOD_NAMES)}, or MODULE:FUNCTION: a function "
+                            "(clip, pixels, texts) -> (B, h, w) maps (see gradeclip.toyworld.evaluate.ExplainFunction)")
+    bench.add_argument("--checkpoint", required=True)
+    bench.add_argument("--out", required=True, help="scores JSON to write")
+    bench.add_argument("--model", default=MODEL_NAME, help="open_clip architecture of the checkpoint")
+    bench.add_argument("--model-config", metavar="JSON",
+                       help="the checkpoint's open_clip model config file (as for evaluate); replaces --model")
+    bench.add_argument("--n-scenes", type=int, default=1000)
+    bench.add_argument("--batch-size", type=int, default=32)
+    bench.add_argument("--threads", type=int, default=2)
+    bench.add_argument("--split", default="test", choices=SPLITS)
+    bench.set_defaults(func=benchmark_command)
     return group

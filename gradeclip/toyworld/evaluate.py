@@ -21,6 +21,9 @@ Two evaluations, each on its own seed: ``EVAL_SEEDS`` for the "test" split (the 
   game is the named object's area / image area, and its energy share is the named object's area / all objects'
   area. Proportions get Wilson 95% intervals, means a normal-approximation 95% interval (mean +- 1.96 sd / sqrt n).
   The single-head recomputation gap is the mean |score - model_score| of the explained (image, text) pairs.
+
+``benchmark_explanations`` scores any other explanation method on the same scenes with the same definitions (the
+toy world as a sanity benchmark: a method that does not find the named object here will not be trusted elsewhere).
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -309,7 +312,7 @@ def spatial_weight_by_object_color(weights: np.ndarray, samples: Sequence[NamedO
     return summary
 
 
-def _score_maps(grids: np.ndarray, samples: Sequence[NamedObject], registrations) -> dict:
+def _score_maps(grids: Sequence[np.ndarray], samples: Sequence[NamedObject], registrations) -> dict:
     """Per sample: the pointing outcome (POINTING_OUTCOMES) and the energy share; for the samples whose argmax is
     on the background, its distance to the named object's mask."""
     outcomes, shares, distances = [], [], []
@@ -368,6 +371,16 @@ def named_object_groups(samples: Sequence[NamedObject]) -> dict[str, np.ndarray]
 def _summary_by_group(scored: dict, groups: dict[str, np.ndarray]) -> dict:
     return {name: {"n": int(member.sum()), **_scores(scored["outcomes"][member], scored["shares"][member])}
             for name, member in groups.items() if member.any()}
+
+
+def uniform_baseline(samples: Sequence[NamedObject]) -> dict:
+    """The expected scores of a constant map (its argmax is a uniformly random pixel) on ``samples``."""
+    hits, shares = [], []
+    for s in samples:
+        masks = s.scene.object_masks()
+        hits.append(uniform_pointing(masks[s.object_index]))
+        shares.append(uniform_energy_share(masks[s.object_index], masks.any(axis=0)))
+    return {"pointing": mean_with_ci(hits), "energy_share": mean_with_ci(shares)}
 
 
 @torch.no_grad()
@@ -429,14 +442,8 @@ def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATI
 
     raw_summary = _summary(_score_maps(np.concatenate(raw), samples, registrations))
     groups, named_groups = scene_groups(samples), named_object_groups(samples)
-    uniform_hits, uniform_shares = [], []
-    areas = []
-    for s in samples:
-        masks = s.scene.object_masks()
-        uniform_hits.append(uniform_pointing(masks[s.object_index]))
-        uniform_shares.append(uniform_energy_share(masks[s.object_index], masks.any(axis=0)))
-        areas.append(masks[s.object_index].mean())
-    uniform_summary = {"pointing": mean_with_ci(uniform_hits), "energy_share": mean_with_ci(uniform_shares)}
+    uniform_summary = uniform_baseline(samples)
+    areas = [s.scene.object_masks()[s.object_index].mean() for s in samples]
 
     out = {"n_scenes": len(samples), "seed": seed, "objects_per_scene": list(LOCALISATION_OBJECTS),
            "spatial": spatial, "text_template": LOCALISATION_TEMPLATE.format("{color} {shape}"),
@@ -459,6 +466,83 @@ def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATI
             "score_gap": {"mean_abs": float(gap.mean()), "max_abs": float(gap.max()),
                           "definition": "|cosine of the recomputed network - cosine of the model|"},
         }
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Any explanation method
+# ---------------------------------------------------------------------------------------------------------------
+# explain(clip, pixels, texts) -> maps: ``pixels`` (B, 3, S, S) are the model's preprocessed inputs of B scenes,
+# ``texts`` their B texts ("a red cube"); the result is B maps (B, h, w), numpy or torch, on any grid laid over the
+# model's input (a patch grid, or S x S pixels), larger = more important.
+ExplainFunction = Callable[[LoadedClip, torch.Tensor, Sequence[str]], "np.ndarray | torch.Tensor"]
+
+
+def grad_eclip_method(heads: str = "single", spatial: str = "loosened") -> ExplainFunction:
+    """Grad-ECLIP as an ExplainFunction, computed as ``localisation_metrics`` does (each image against the batch's
+    texts, its own text on the diagonal), so that the benchmark reproduces the model card's numbers."""
+    def explain(clip: LoadedClip, pixels: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
+        explainer = GradECLIP(clip, heads=heads, spatial=spatial)
+        maps = explainer.explain_pixels(pixels, explainer.encode_texts(texts))
+        diagonal = torch.arange(len(texts))
+        return maps.grids[diagonal, diagonal]
+
+    explain.__name__ = f"grad_eclip_{heads}"
+    return explain
+
+
+def raw_attention_method(clip: LoadedClip, pixels: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
+    """The class token's raw last-block attention (the same map for every text), as an ExplainFunction."""
+    return class_token_attention(GradECLIP(clip), pixels)
+
+
+BUILTIN_METHODS: dict[str, ExplainFunction] = {
+    "grad-eclip": grad_eclip_method("single"), "grad-eclip-multi": grad_eclip_method("multi"),
+    "raw-attention": raw_attention_method}
+
+
+def _checked_maps(maps, samples: Sequence[NamedObject], first: int, method: str) -> list[Optional[np.ndarray]]:
+    """The B maps of one call as float64 arrays; None for a map that is not finite everywhere. A result of the
+    wrong shape breaks the method's contract and raises."""
+    maps = maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else np.asarray(maps)
+    if maps.ndim != 3 or len(maps) != len(samples):
+        raise ValueError(f"{method} returned maps of shape {tuple(maps.shape)} for {len(samples)} scenes "
+                         f"(scenes {first}..{first + len(samples) - 1}); expected ({len(samples)}, h, w)")
+    maps = maps.astype(np.float64)
+    return [m if np.isfinite(m).all() else None for m in maps]
+
+
+def benchmark_explanations(explain: ExplainFunction, clip: LoadedClip, n_scenes: int = 1000, split: str = "test",
+                           batch_size: int = 32, name: Optional[str] = None) -> dict:
+    """Score any explanation method on the localisation scenes of ``split``, as the model card scores Grad-ECLIP:
+    pointing game, energy share and where the argmax lands, overall, by scene (``scene_groups``) and by named
+    object (``named_object_groups``), next to a uniform map's expected scores. ``explain``: see ExplainFunction.
+
+    A map with a NaN or infinite value is left out of the scores and listed under "failed" (scene index and
+    text), and the rest are scored; "n_scored" says how many were."""
+    if split not in SPLIT_SEEDS:
+        raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLIT_SEEDS)}")
+    name = name or getattr(explain, "__name__", repr(explain))
+    seed = SPLIT_SEEDS[split][1]
+    samples = localisation_samples(n_scenes, model_input_size(clip), seed)
+    pixels, registrations = scene_inputs(clip, [s.scene for s in samples])
+    grids: list[Optional[np.ndarray]] = []
+    for start in range(0, len(samples), batch_size):
+        batch = samples[start:start + batch_size]
+        grids += _checked_maps(explain(clip, pixels[start:start + len(batch)], [s.text for s in batch]), batch,
+                               start, name)
+    scored_at = [i for i, g in enumerate(grids) if g is not None]
+    kept = [samples[i] for i in scored_at]
+    out = {"method": name, "model": {"name": clip.name, "pretrained": str(clip.pretrained) if clip.pretrained
+                                     else None},
+           "split": split, "seed": seed, "n_scenes": len(samples), "n_scored": len(kept),
+           "failed": [{"scene": i, "text": samples[i].text, "error": "map is not finite"}
+                      for i, g in enumerate(grids) if g is None]}
+    if kept:
+        scored = _score_maps([grids[i] for i in scored_at], kept, [registrations[i] for i in scored_at])
+        out.update({"map": _summary(scored), "by_scene": _summary_by_group(scored, scene_groups(kept)),
+                    "by_named_object": _summary_by_group(scored, named_object_groups(kept)),
+                    "uniform": uniform_baseline(kept)})
     return out
 
 
