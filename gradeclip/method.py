@@ -196,6 +196,8 @@ def explain_image_tensor(tower, pixels: Tensor, text_embeddings: Tensor, *, laye
                          spatial: str = "loosened") -> ImageMaps:
     """Grad-ECLIP maps of a batch of images (N, 3, H, W) against K text embeddings (K, E): one forward of the image
     encoder, one batched backward for all K texts."""
+    if layers < 1:  # tower.layers[-0:] would be every layer
+        raise ValueError(f"the number of explained image layers must be at least 1, got {layers}")
     grid = tower.grid_of(pixels)
     n = pixels.shape[0]
     explained = tower.layers[-layers:]
@@ -233,6 +235,8 @@ def explain_text_tensor(tower, token_ids: Tensor, image_embeddings: Tensor, *, l
                         heads: str = "single", spatial: str = "loosened") -> TokenMaps:
     """Grad-ECLIP token importances of texts (N, T) against image embeddings (N, E), one image per text (pass the
     same row N times for one image against N texts): one forward, one backward."""
+    if layers < 1:  # tower.layers[-0:] would be every layer
+        raise ValueError(f"the number of explained text layers must be at least 1, got {layers}")
     layers = min(layers, len(tower.layers))
     explained = tower.layers[-layers:]
     mask = tower.attention_mask(token_ids)

@@ -224,6 +224,13 @@ def test_more_layers_than_the_tower_has_is_an_error(vit):
         GradECLIP(vit, image_layers=5)(random_image(32, 32), ["x"])
 
 
+def test_zero_explained_layers_is_an_error_not_every_layer(vit):
+    with pytest.raises(ValueError, match="image layers must be at least 1, got 0"):
+        GradECLIP(vit, image_layers=0)(random_image(32, 32), ["x"])
+    with pytest.raises(ValueError, match="text layers must be at least 1, got 0"):
+        GradECLIP(vit, text_layers=0).explain_text("a red cube", random_image(32, 32))
+
+
 def test_multi_head_maps_are_sums_over_heads(vit):
     out = GradECLIP(vit, heads="multi")(random_image(32, 32, seed=9), ["green"])[0]
     assert out.grid.shape == (4, 4) and (out.grid >= 0).all() and np.isfinite(out.grid).all()
