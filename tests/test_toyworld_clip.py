@@ -416,6 +416,17 @@ def test_cli_evaluate_and_generate(toy_clip, tmp_path):
                               "--n-scenes", "4", "--spatial", "none"])
     assert args.func(args) == 0
     assert json.loads(out.read_text())["localisation"]["spatial"] == "none"
+    # so does the number of aggregated blocks: summing the last 3 blocks' maps changes the scores
+    args = parser.parse_args(["toyworld", "evaluate", "--checkpoint", str(CHECKPOINT), "--out", str(out),
+                              "--n-scenes", "4", "--image-layers", "3"])
+    assert args.func(args) == 0
+    three = json.loads(out.read_text())["localisation"]
+    assert three["image_layers"] == 3 and metrics["localisation"]["image_layers"] == 1
+    one = metrics["localisation"]
+    assert three["single"]["grad_eclip"]["energy_share"] != one["single"]["grad_eclip"]["energy_share"]
+    args = parser.parse_args(["toyworld", "evaluate", "--checkpoint", str(CHECKPOINT), "--out", str(tmp_path / "x"),
+                              "--n-scenes", "4", "--image-layers", "4"])
+    assert args.func(args) == 2 and not (tmp_path / "x").exists()
     # the validation split draws other scenes (the --split choices are checked in test_cli.py)
     args = parser.parse_args(["toyworld", "evaluate", "--checkpoint", str(CHECKPOINT), "--out", str(out),
                               "--n-scenes", "4", "--split", "validation"])

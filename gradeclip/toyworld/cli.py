@@ -66,8 +66,12 @@ def evaluate_command(args: argparse.Namespace) -> int:
     except ModelLoadError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    metrics = evaluate_clip(clip, n_scenes=args.n_scenes, threads=args.threads, spatial=args.spatial,
-                            split=args.split)
+    try:
+        metrics = evaluate_clip(clip, n_scenes=args.n_scenes, threads=args.threads, spatial=args.spatial,
+                                image_layers=args.image_layers, split=args.split)
+    except ValueError as err:  # e.g. more --image-layers than the model has
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     write_json(metrics, args.out)
     if args.reference:
         write_json(zero_shot_reference(clip), args.reference)
@@ -182,6 +186,8 @@ def add_toyworld_commands(subparsers) -> argparse.ArgumentParser:
     ev.add_argument("--threads", type=int, default=2)
     ev.add_argument("--spatial", default="loosened", choices=("loosened", "softmax", "none"),
                     help="Grad-ECLIP's spatial weight: the paper's loosened attention, or an ablation")
+    ev.add_argument("--image-layers", type=int, default=1,
+                    help="sum Grad-ECLIP's maps over this many last image blocks (1: the paper; more: an ablation)")
     ev.add_argument("--split", default="test", choices=SPLITS,
                     help="held-out scenes to use: test (the model card's numbers) or validation (for comparing "
                          "recipes and training seeds without touching the test scenes)")

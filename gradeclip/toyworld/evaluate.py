@@ -415,12 +415,14 @@ def object_removal(clip: LoadedClip, samples: Sequence[NamedObject], pixels: tor
 
 
 def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATION_SEED,
-                         heads: Sequence[str] = HEADS, batch_size: int = 32, spatial: str = "loosened") -> dict:
-    """Pointing game and energy share of Grad-ECLIP (``spatial``: its spatial weight, the paper's "loosened" or
+                         heads: Sequence[str] = HEADS, batch_size: int = 32, spatial: str = "loosened",
+                         image_layers: int = 1) -> dict:
+    """Pointing game and energy share of Grad-ECLIP (``image_layers``: the number of last blocks whose maps it sums,
+    1 in the paper; ``spatial``: its spatial weight, the paper's "loosened" or
     the ablations "softmax" / "none"), the raw class-token attention and a uniform map."""
     samples = localisation_samples(n_scenes, model_input_size(clip), seed)
     pixels, registrations = scene_inputs(clip, [s.scene for s in samples])
-    explainers = {h: GradECLIP(clip, heads=h, spatial=spatial) for h in heads}
+    explainers = {h: GradECLIP(clip, heads=h, spatial=spatial, image_layers=image_layers) for h in heads}
     text_embeddings = explainers[heads[0]].encode_texts([s.text for s in samples])
 
     grids = {h: [] for h in heads}
@@ -446,7 +448,8 @@ def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATI
     areas = [s.scene.object_masks()[s.object_index].mean() for s in samples]
 
     out = {"n_scenes": len(samples), "seed": seed, "objects_per_scene": list(LOCALISATION_OBJECTS),
-           "spatial": spatial, "text_template": LOCALISATION_TEMPLATE.format("{color} {shape}"),
+           "spatial": spatial, "image_layers": image_layers,
+           "text_template": LOCALISATION_TEMPLATE.format("{color} {shape}"),
            "image_size": model_input_size(clip), "mean_named_object_area_fraction": float(np.mean(areas)),
            "object_removal": object_removal(clip, samples, pixels, text_embeddings)}
     for h in heads:
@@ -565,7 +568,8 @@ def check_targets(metrics: dict) -> dict:
 
 
 def evaluate_clip(clip: LoadedClip, n_scenes: int = 1000, n_zero_shot: Optional[int] = None,
-                  threads: Optional[int] = 2, spatial: str = "loosened", split: str = "test") -> dict:
+                  threads: Optional[int] = 2, spatial: str = "loosened", split: str = "test",
+                  image_layers: int = 1) -> dict:
     """All model-card metrics of a loaded CLIP as one JSON-ready dict, on the scenes of ``split`` ("test": the
     model card's; "validation": for choosing between recipes and seeds)."""
     if split not in SPLIT_SEEDS:
@@ -577,7 +581,8 @@ def evaluate_clip(clip: LoadedClip, n_scenes: int = 1000, n_zero_shot: Optional[
         "model": {"name": clip.name, "pretrained": str(clip.pretrained) if clip.pretrained else None},
         "split": split,
         "zero_shot": zero_shot_metrics(clip, n_zero_shot or n_scenes, seed=zero_shot_seed),
-        "localisation": localisation_metrics(clip, n_scenes, seed=localisation_seed, spatial=spatial),
+        "localisation": localisation_metrics(clip, n_scenes, seed=localisation_seed, spatial=spatial,
+                                             image_layers=image_layers),
         "definitions": {
             "pointing": "argmax of the map upsampled bilinearly to the image's pixels lies in the named object's "
                         "mask; a constant map is a miss",
@@ -600,6 +605,8 @@ def evaluate_clip(clip: LoadedClip, n_scenes: int = 1000, n_zero_shot: Optional[
                               "removal drops the score most; other_object_raises_score = fraction of the other "
                               "objects whose removal raises the score",
             "spatial": "Grad-ECLIP's spatial weight: loosened (the paper), softmax or none (ablations)",
+            "image_layers": "the number of last image blocks whose ReLU'd maps Grad-ECLIP sums: 1 (the paper) or "
+                            "more (ablation); the spatial weights reported are the last block's",
             "raw_attention": "class token's softmax attention row over the patches in the last block, "
                              "averaged over heads",
             "uniform": "expected value for a constant map: pointing = named object's area / image area "
