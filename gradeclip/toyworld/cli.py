@@ -146,7 +146,7 @@ def benchmark_command(args: argparse.Namespace) -> int:
 
 def add_toyworld_commands(subparsers) -> argparse.ArgumentParser:
     """Add the ``toyworld`` command group to the ``gradeclip`` parser's subparsers."""
-    group = subparsers.add_parser("toyworld", help="toy-world scenes and the toy CLIP (train, evaluate)")
+    group = subparsers.add_parser("toyworld", help="toy-world scenes, the toy CLIP (train, evaluate), any method's benchmark")
     commands = group.add_subparsers(dest="toyworld_command", required=True)
 
     gen = commands.add_parser("generate", help="render toy scenes with masks and a CLEVR scenes JSON")
