@@ -536,9 +536,8 @@ def benchmark_explanations(explain: ExplainFunction, clip: LoadedClip, n_scenes:
                                start, name)
     scored_at = [i for i, g in enumerate(grids) if g is not None]
     kept = [samples[i] for i in scored_at]
-    out = {"method": name, "model": {"name": clip.name, "pretrained": str(clip.pretrained) if clip.pretrained
-                                     else None},
-           "split": split, "seed": seed, "n_scenes": len(samples), "n_scored": len(kept),
+    out = {"method": name, "model": _model_record(clip), "split": split, "seed": seed, "n_scenes": len(samples),
+           "n_scored": len(kept),
            "failed": [{"scene": i, "text": samples[i].text, "error": "map is not finite"}
                       for i, g in enumerate(grids) if g is None]}
     if kept:
@@ -546,12 +545,51 @@ def benchmark_explanations(explain: ExplainFunction, clip: LoadedClip, n_scenes:
         out.update({"map": _summary(scored), "by_scene": _summary_by_group(scored, scene_groups(kept)),
                     "by_named_object": _summary_by_group(scored, named_object_groups(kept)),
                     "uniform": uniform_baseline(kept)})
+    out["definitions"] = {k: DEFINITIONS[k] for k in ("pointing", "energy_share", "pointing_outcomes",
+                                                      "background_miss_distance_px", "uniform", "ci95")}
     return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Everything
 # ---------------------------------------------------------------------------------------------------------------
+# What each key of the metrics (and of a benchmark's scores) means; written into every JSON they are in.
+DEFINITIONS = {
+    "pointing": "argmax of the map upsampled bilinearly to the image's pixels lies in the named object's "
+                "mask; a constant map is a miss",
+    "energy_share": "map mass in the named object's mask / map mass in all objects' masks (0 if none)",
+    "pointing_outcomes": "fraction of scenes whose map argmax lies on the named object (= pointing), on "
+                         "another object, on the background, or nowhere (constant map)",
+    "background_miss_distance_px": "quartiles of the distance from the argmax to the named object's mask, "
+                                   "over the maps whose argmax is on the background",
+    "grad_eclip_by_scene": "the Grad-ECLIP scores on the scenes with 2, 3 or 4 objects, and on those with "
+                           "or without another object of the named colour",
+    "grad_eclip_by_named_object": "the Grad-ECLIP scores by the named object's colour (color_*), "
+                                  "shape (shape_*), and both (object_<colour>_<shape>)",
+    "spatial_weight_by_object_color": "Grad-ECLIP's spatial weight (lambda, per head of the explained "
+                                      "attention, upsampled like the maps) averaged over each object's "
+                                      "pixels, then over all objects of a colour; and over the background "
+                                      "pixels of each scene, then over the scenes",
+    "object_removal": "the model's score (cosine) minus its score with the image rendered again without "
+                      "one object (the drop), for each object: mean drop for the named object and (per "
+                      "scene, over the others) for the other objects; pointing = the named object's "
+                      "removal drops the score most; other_object_raises_score = fraction of the other "
+                      "objects whose removal raises the score",
+    "spatial": "Grad-ECLIP's spatial weight: loosened (the paper), softmax or none (ablations)",
+    "image_layers": "the number of last image blocks whose ReLU'd maps Grad-ECLIP sums: 1 (the paper) or "
+                    "more (ablation); the spatial weights reported are the last block's",
+    "raw_attention": "class token's softmax attention row over the patches in the last block, "
+                     "averaged over heads",
+    "uniform": "expected value for a constant map: pointing = named object's area / image area "
+               "(argmax is a uniformly random pixel), energy share = named area / all objects' area",
+    "ci95": "Wilson for proportions, mean +- 1.96 sd/sqrt(n) for means",
+}
+
+
+def _model_record(clip: LoadedClip) -> dict:
+    return {"name": clip.name, "pretrained": str(clip.pretrained) if clip.pretrained else None}
+
+
 def check_targets(metrics: dict) -> dict:
     """Which of the model card's targets the metrics meet."""
     checks = {f"zero_shot_{c}": metrics["zero_shot"][c]["accuracy"]["value"] >= t
@@ -578,41 +616,12 @@ def evaluate_clip(clip: LoadedClip, n_scenes: int = 1000, n_zero_shot: Optional[
     if threads:
         torch.set_num_threads(threads)
     metrics = {
-        "model": {"name": clip.name, "pretrained": str(clip.pretrained) if clip.pretrained else None},
+        "model": _model_record(clip),
         "split": split,
         "zero_shot": zero_shot_metrics(clip, n_zero_shot or n_scenes, seed=zero_shot_seed),
         "localisation": localisation_metrics(clip, n_scenes, seed=localisation_seed, spatial=spatial,
                                              image_layers=image_layers),
-        "definitions": {
-            "pointing": "argmax of the map upsampled bilinearly to the image's pixels lies in the named object's "
-                        "mask; a constant map is a miss",
-            "energy_share": "map mass in the named object's mask / map mass in all objects' masks (0 if none)",
-            "pointing_outcomes": "fraction of scenes whose map argmax lies on the named object (= pointing), on "
-                                 "another object, on the background, or nowhere (constant map)",
-            "background_miss_distance_px": "quartiles of the distance from the argmax to the named object's mask, "
-                                           "over the maps whose argmax is on the background",
-            "grad_eclip_by_scene": "the Grad-ECLIP scores on the scenes with 2, 3 or 4 objects, and on those with "
-                                   "or without another object of the named colour",
-            "grad_eclip_by_named_object": "the Grad-ECLIP scores by the named object's colour (color_*), "
-                                          "shape (shape_*), and both (object_<colour>_<shape>)",
-            "spatial_weight_by_object_color": "Grad-ECLIP's spatial weight (lambda, per head of the explained "
-                                              "attention, upsampled like the maps) averaged over each object's "
-                                              "pixels, then over all objects of a colour; and over the background "
-                                              "pixels of each scene, then over the scenes",
-            "object_removal": "the model's score (cosine) minus its score with the image rendered again without "
-                              "one object (the drop), for each object: mean drop for the named object and (per "
-                              "scene, over the others) for the other objects; pointing = the named object's "
-                              "removal drops the score most; other_object_raises_score = fraction of the other "
-                              "objects whose removal raises the score",
-            "spatial": "Grad-ECLIP's spatial weight: loosened (the paper), softmax or none (ablations)",
-            "image_layers": "the number of last image blocks whose ReLU'd maps Grad-ECLIP sums: 1 (the paper) or "
-                            "more (ablation); the spatial weights reported are the last block's",
-            "raw_attention": "class token's softmax attention row over the patches in the last block, "
-                             "averaged over heads",
-            "uniform": "expected value for a constant map: pointing = named object's area / image area "
-                       "(argmax is a uniformly random pixel), energy share = named area / all objects' area",
-            "ci95": "Wilson for proportions, mean +- 1.96 sd/sqrt(n) for means",
-        },
+        "definitions": dict(DEFINITIONS),
         "targets": TARGETS,
     }
     metrics["targets_met"] = check_targets(metrics)
