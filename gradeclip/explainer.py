@@ -16,11 +16,11 @@ from PIL import Image
 from . import geometry, method
 from .adapters import ImageTower, TextTower
 from .geometry import Preprocessing, Registration
-from .io import load_image, to_rgb
+from .io import as_rgb_image
 from .models import LoadedClip, load_clip
 from .words import AlignedText, Word, align, token_strings
 
-ImageLike = Union[Image.Image, str, os.PathLike]
+ImageLike = Union[Image.Image, str, os.PathLike, np.ndarray]  # an array: uint8, (H, W[, 3 or 4])
 
 
 @dataclass
@@ -126,7 +126,7 @@ class GradECLIP:
     # ------------------------------------------------------------------------------------------------ inputs
     def image_input(self, image: ImageLike, keep_aspect: Optional[bool] = None) -> tuple[torch.Tensor, Registration]:
         """The model input (3, H, W) for an image and where it lies on the original pixels."""
-        img = to_rgb(image) if isinstance(image, Image.Image) else load_image(image)
+        img = as_rgb_image(image)
         if self.keep_aspect if keep_aspect is None else keep_aspect:
             return geometry.keep_aspect_input(img, self.preprocessing, self.image_tower.patch_size,
                                               self.max_short_side, self.max_tokens)

@@ -29,6 +29,21 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
+def as_rgb_image(image) -> Image.Image:
+    """An image given as a PIL image, an image file's path, or a uint8 array of shape (H, W), (H, W, 3) or
+    (H, W, 4), as an 8-bit RGB PIL image. Float arrays are refused rather than guessed at (0-1 or 0-255?)."""
+    if isinstance(image, Image.Image):
+        return to_rgb(image)
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+            raise TypeError(f"an image array must be uint8 of shape (H, W), (H, W, 3) or (H, W, 4); got "
+                            f"{image.dtype} of shape {image.shape}")
+        return to_rgb(Image.fromarray(image))
+    if isinstance(image, (str, os.PathLike)):
+        return load_image(image)
+    raise TypeError(f"an image must be a PIL image, a file path or a uint8 array; got {type(image).__name__}")
+
+
 def load_image(path: str | os.PathLike) -> Image.Image:
     """Open an image fully (decoding it now, so a truncated file fails here) and convert it to RGB."""
     path = Path(path)

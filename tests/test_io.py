@@ -17,7 +17,7 @@ from PIL import Image
 
 from gradeclip.explainer import GradECLIP
 from gradeclip.files import atomic_write, atomic_write_bytes, atomic_write_text
-from gradeclip.io import ImageLoadError, collect_images, iter_images, load_image, to_rgb
+from gradeclip.io import ImageLoadError, as_rgb_image, collect_images, iter_images, load_image, to_rgb
 from gradeclip.words import EmptyTextError
 from tests.conftest import random_image
 
@@ -143,6 +143,25 @@ def test_every_mode_loads_as_rgb_and_can_be_explained(tmp_path, explainer):
         assert len(out) == 2 and all(np.isfinite(e.heatmap).all() and e.heatmap.shape == (30, 40) for e in out)
         words = explainer.explain_text("a dog", path)
         assert np.isfinite(words.word_scores).all()
+
+
+def test_uint8_arrays_are_images_and_other_inputs_are_named(tmp_path, explainer):
+    img = random_image(40, 30, seed=3)
+    path = tmp_path / "img.png"
+    img.save(path)
+    rgb = np.asarray(img)
+    for array in (rgb, np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])):  # RGB, RGBA
+        np.testing.assert_array_equal(np.asarray(as_rgb_image(array)), rgb)
+    np.testing.assert_array_equal(np.asarray(as_rgb_image(rgb[..., 0])), np.repeat(rgb[..., :1], 3, axis=2))
+    from_array, from_path = explainer(rgb, ["a dog"])[0], explainer(path, ["a dog"])[0]
+    np.testing.assert_array_equal(from_array.grid, from_path.grid)
+    assert explainer.explain_text("a dog", rgb).word_scores.tolist() == explainer.explain_text(
+        "a dog", path).word_scores.tolist()
+    for bad, message in ((rgb / 255.0, "uint8 .* got float64 of shape \\(30, 40, 3\\)"),
+                         (rgb[..., :2], "got uint8 of shape \\(30, 40, 2\\)"),
+                         (rgb.tolist(), "got list")):
+        with pytest.raises(TypeError, match=message):
+            explainer(bad, ["a dog"])
 
 
 def test_16_bit_grayscale_is_rescaled_not_clipped(tmp_path):
