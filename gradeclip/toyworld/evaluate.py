@@ -414,6 +414,16 @@ def object_removal(clip: LoadedClip, samples: Sequence[NamedObject], pixels: tor
     }
 
 
+def own_text_maps(explainer: GradECLIP, pixels: torch.Tensor, text_embeddings: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image i explained against text i: the Grad-ECLIP grids (N, h, w) and |recomputed score - model score| (N,).
+    Computed as every image against every text of the batch (one forward, one backward), read off the diagonal."""
+    maps = explainer.explain_pixels(pixels, text_embeddings)
+    diagonal = torch.arange(len(pixels))
+    own = (diagonal, diagonal)
+    return maps.grids[own], (maps.scores[own] - maps.model_scores[own]).abs()
+
+
 def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATION_SEED,
                          heads: Sequence[str] = HEADS, batch_size: int = 32, spatial: str = "loosened",
                          image_layers: int = 1) -> dict:
@@ -431,13 +441,10 @@ def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATI
     raw = []
     for start in range(0, len(samples), batch_size):
         batch = slice(start, start + batch_size)
-        n = len(samples[batch])
         for h, explainer in explainers.items():
-            # every image of the batch against every text of the batch; each image's own text is the diagonal
-            maps = explainer.explain_pixels(pixels[batch], text_embeddings[batch])
-            diagonal = torch.arange(n)
-            grids[h].append(maps.grids[diagonal, diagonal].cpu().double().numpy())
-            gaps[h].append((maps.scores[diagonal, diagonal] - maps.model_scores[diagonal, diagonal]).abs().cpu())
+            own_grids, own_gaps = own_text_maps(explainer, pixels[batch], text_embeddings[batch])
+            grids[h].append(own_grids.cpu().double().numpy())
+            gaps[h].append(own_gaps.cpu())
             if spatial != "none":
                 lambdas[h].append(spatial_weights(explainer, pixels[batch]).cpu().double().numpy())
         raw.append(class_token_attention(explainers[heads[0]], pixels[batch]).cpu().double().numpy())
@@ -482,13 +489,11 @@ ExplainFunction = Callable[[LoadedClip, torch.Tensor, Sequence[str]], "np.ndarra
 
 
 def grad_eclip_method(heads: str = "single", spatial: str = "loosened") -> ExplainFunction:
-    """Grad-ECLIP as an ExplainFunction, computed as ``localisation_metrics`` does (each image against the batch's
-    texts, its own text on the diagonal), so that the benchmark reproduces the model card's numbers."""
+    """Grad-ECLIP as an ExplainFunction, computed by ``own_text_maps`` as in ``localisation_metrics``, so that the
+    benchmark reproduces the model card's numbers."""
     def explain(clip: LoadedClip, pixels: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
         explainer = GradECLIP(clip, heads=heads, spatial=spatial)
-        maps = explainer.explain_pixels(pixels, explainer.encode_texts(texts))
-        diagonal = torch.arange(len(texts))
-        return maps.grids[diagonal, diagonal]
+        return own_text_maps(explainer, pixels, explainer.encode_texts(texts))[0]
 
     explain.__name__ = f"grad_eclip_{heads}"
     return explain
