@@ -3,6 +3,8 @@ benchmark` score a method's maps exactly as the model card scores Grad-ECLIP."""
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import json
 import sys
 import textwrap
@@ -11,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
+from gradeclip.explainer import GradECLIP
 from gradeclip.models import load_clip
 from gradeclip.toyworld import evaluate as ev
 from gradeclip.toyworld.cli import add_toyworld_commands
@@ -48,11 +52,14 @@ def mask_method(samples, pick):
 
 
 def test_benchmark_reproduces_the_model_cards_scores(toy_clip):
-    """Grad-ECLIP and the raw attention through the benchmark score what localisation_metrics (the model card's
-    command) scores on the same scenes, overall and by group, with another batch size."""
+    """Grad-ECLIP, the raw attention and the gradient baselines through the benchmark score what
+    localisation_metrics (the model card's command) scores on the same scenes, overall and by group, with another
+    batch size."""
     card = ev.localisation_metrics(toy_clip, N, seed=TEST_SEED)
     for method, heads, key in (("grad-eclip", "single", "grad_eclip"), ("grad-eclip-multi", "multi", "grad_eclip"),
-                               ("raw-attention", "single", "raw_attention")):
+                               ("raw-attention", "single", "raw_attention"),
+                               ("input-gradient", "single", "input_gradient"),
+                               ("gradient-x-input", "multi", "gradient_x_input")):
         result = ev.benchmark_explanations(ev.BUILTIN_METHODS[method], toy_clip, n_scenes=N, batch_size=10)
         expected = card[heads][key]
         assert result["n_scored"] == result["n_scenes"] == N and result["failed"] == []
@@ -116,6 +123,42 @@ def test_benchmark_names_a_method_returning_the_wrong_shape(toy_clip, shape):
                                   name="wrong-shape")
     with pytest.raises(ValueError, match="unknown split"):
         ev.benchmark_explanations(ev.BUILTIN_METHODS["raw-attention"], toy_clip, n_scenes=1, split="train")
+
+
+def test_gradient_baselines_differentiate_each_images_own_score(toy_clip, samples):
+    """``score_gradient`` (behind the input-gradient and gradient-x-input baselines) against central finite
+    differences of an independently computed float64 score, along random directions; each image's gradient is its
+    own score's alone (the same when computed on its own)."""
+    clip64 = dataclasses.replace(toy_clip, model=copy.deepcopy(toy_clip.model).double())
+    batch = samples[:3]
+    texts = [s.text for s in batch]
+    pixels = ev.scene_inputs(toy_clip, [s.scene for s in batch])[0].double()
+    text_embeddings = GradECLIP(clip64).encode_texts(texts)
+    gradient = ev.score_gradient(clip64, pixels, text_embeddings)
+    assert gradient.shape == pixels.shape and gradient.dtype == torch.float64
+
+    with torch.no_grad():
+        text = F.normalize(clip64.model.encode_text(toy_clip.tokenizer(texts)), dim=-1)
+
+        def scores(images):
+            return (F.normalize(clip64.model.encode_image(images), dim=-1) * text).sum(-1)
+
+        generator = torch.Generator().manual_seed(0)
+        for _ in range(2):
+            direction = torch.randn(pixels.shape, generator=generator, dtype=torch.float64)
+            eps = 1e-4
+            numeric = (scores(pixels + eps * direction) - scores(pixels - eps * direction)) / (2 * eps)
+            analytic = (gradient * direction).sum(dim=(1, 2, 3))
+            assert numeric.abs().min() > 1e-3  # a real change to compare, not rounding noise
+            torch.testing.assert_close(analytic, numeric, rtol=1e-4, atol=1e-7)
+
+    alone = torch.cat([ev.score_gradient(clip64, pixels[i:i + 1], text_embeddings[i:i + 1])
+                       for i in range(len(batch))])
+    torch.testing.assert_close(alone, gradient, rtol=1e-6, atol=1e-12)
+    torch.testing.assert_close(ev.input_gradient_method(clip64, pixels, texts), gradient.abs().amax(dim=1))
+    torch.testing.assert_close(ev.gradient_x_input_method(clip64, pixels, texts),
+                               (gradient * pixels).sum(dim=1).clamp(min=0))
+    assert not any(p.grad is not None for p in clip64.model.parameters())
 
 
 def run_cli(*argv: str) -> int:

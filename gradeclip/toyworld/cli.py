@@ -14,7 +14,7 @@ MODEL_NAME = "gradeclip-toy-ViT"
 # The held-out splits (gradeclip.toyworld.evaluate.SPLIT_SEEDS) and the benchmark's built-in methods
 # (evaluate.BUILTIN_METHODS), likewise spelled out; tests check both against the evaluator.
 SPLITS = ("test", "validation")
-BUILTIN_METHOD_NAMES = ("grad-eclip", "grad-eclip-multi", "raw-attention")
+BUILTIN_METHOD_NAMES = ("grad-eclip", "grad-eclip-multi", "raw-attention", "input-gradient", "gradient-x-input")
 
 
 def generate_command(args: argparse.Namespace) -> int:
@@ -78,10 +78,11 @@ def evaluate_command(args: argparse.Namespace) -> int:
         print(f"wrote {args.reference}")
     summary = {"zero_shot": {c: round(metrics["zero_shot"][c]["accuracy"]["value"], 3)
                              for c in ("color", "shape", "size")}}
+    maps = ("grad_eclip", "raw_attention", "input_gradient", "gradient_x_input", "uniform")
     for heads in ("single", "multi"):
         block = metrics["localisation"][heads]
         summary[heads] = {name: {m: round(block[name][m]["value"], 3) for m in ("pointing", "energy_share")}
-                          for name in ("grad_eclip", "raw_attention", "uniform")}
+                          for name in maps}
     print(json.dumps(summary, indent=1))
     print(f"wrote {args.out}; targets met: {all(metrics['targets_met'].values())}")
     return 0

@@ -429,7 +429,8 @@ def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATI
                          image_layers: int = 1) -> dict:
     """Pointing game and energy share of Grad-ECLIP (``image_layers``: the number of last blocks whose maps it sums,
     1 in the paper; ``spatial``: its spatial weight, the paper's "loosened" or
-    the ablations "softmax" / "none"), the raw class-token attention and a uniform map."""
+    the ablations "softmax" / "none"), the raw class-token attention, two gradient baselines
+    (``gradient_saliency``, ``gradient_times_input``) and a uniform map."""
     samples = localisation_samples(n_scenes, model_input_size(clip), seed)
     pixels, registrations = scene_inputs(clip, [s.scene for s in samples])
     explainers = {h: GradECLIP(clip, heads=h, spatial=spatial, image_layers=image_layers) for h in heads}
@@ -438,9 +439,12 @@ def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATI
     grids = {h: [] for h in heads}
     gaps = {h: [] for h in heads}
     lambdas = {h: [] for h in heads}
-    raw = []
+    raw, input_gradient, gradient_x_input = [], [], []
     for start in range(0, len(samples), batch_size):
         batch = slice(start, start + batch_size)
+        gradient = score_gradient(clip, pixels[batch], text_embeddings[batch])
+        input_gradient.append(gradient_saliency(gradient).cpu().double().numpy())
+        gradient_x_input.append(gradient_times_input(gradient, pixels[batch]).cpu().double().numpy())
         for h, explainer in explainers.items():
             own_grids, own_gaps = own_text_maps(explainer, pixels[batch], text_embeddings[batch])
             grids[h].append(own_grids.cpu().double().numpy())
@@ -450,6 +454,9 @@ def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATI
         raw.append(class_token_attention(explainers[heads[0]], pixels[batch]).cpu().double().numpy())
 
     raw_summary = _summary(_score_maps(np.concatenate(raw), samples, registrations))
+    # model-agnostic baselines, the same for either mode of Grad-ECLIP
+    baselines = {"input_gradient": _summary(_score_maps(np.concatenate(input_gradient), samples, registrations)),
+                 "gradient_x_input": _summary(_score_maps(np.concatenate(gradient_x_input), samples, registrations))}
     groups, named_groups = scene_groups(samples), named_object_groups(samples)
     uniform_summary = uniform_baseline(samples)
     areas = [s.scene.object_masks()[s.object_index].mean() for s in samples]
@@ -470,6 +477,7 @@ def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATI
             "spatial_weight_by_object_color": spatial_weight_by_object_color(
                 np.concatenate(lambdas[h]), samples, registrations) if spatial != "none" else None,
             "raw_attention": raw_summary,
+            **baselines,
             "uniform": uniform_summary,
             "margin_over_raw_attention": {
                 m: grad[m]["value"] - raw_summary[m]["value"] for m in ("pointing", "energy_share")},
@@ -504,9 +512,44 @@ def raw_attention_method(clip: LoadedClip, pixels: torch.Tensor, texts: Sequence
     return class_token_attention(GradECLIP(clip), pixels)
 
 
+def score_gradient(clip: LoadedClip, pixels: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
+    """d cos(image i, text i) / d pixels of image i, (B, 3, S, S): the unmodified model's score, each image against
+    its own (L2-normalised) text embedding. Written out rather than taken from captum, whose Saliency wraps this one
+    autograd call."""
+    inputs = pixels.detach().to(clip.device).requires_grad_(True)
+    with torch.enable_grad():
+        image_embeddings = F.normalize(clip.model.encode_image(inputs).float(), dim=-1)
+        # the images are independent (no batch norm in the towers), so the gradient of the summed scores gives
+        # each image the gradient of its own score; autograd.grad leaves the model's parameters without .grad
+        return torch.autograd.grad((image_embeddings * text_embeddings).sum(), inputs)[0]
+
+
+def gradient_saliency(gradient: torch.Tensor) -> torch.Tensor:
+    """Gradient saliency (Simonyan et al. 2014), a model-agnostic baseline: max over the colour channels of
+    |d score / d pixel|, (B, S, S) from ``score_gradient``'s (B, 3, S, S)."""
+    return gradient.abs().amax(dim=1)
+
+
+def gradient_times_input(gradient: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+    """Gradient x input (Shrikumar et al. 2016), a model-agnostic baseline: sum over the colour channels of
+    d score / d pixel times the (normalised) pixel, ReLU'd like Grad-ECLIP's maps to keep the evidence for the text."""
+    return (gradient * pixels.to(gradient.device)).sum(dim=1).clamp(min=0)
+
+
+def input_gradient_method(clip: LoadedClip, pixels: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
+    """``gradient_saliency`` as an ExplainFunction."""
+    return gradient_saliency(score_gradient(clip, pixels, GradECLIP(clip).encode_texts(texts)))
+
+
+def gradient_x_input_method(clip: LoadedClip, pixels: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
+    """``gradient_times_input`` as an ExplainFunction."""
+    return gradient_times_input(score_gradient(clip, pixels, GradECLIP(clip).encode_texts(texts)), pixels)
+
+
 BUILTIN_METHODS: dict[str, ExplainFunction] = {
     "grad-eclip": grad_eclip_method("single"), "grad-eclip-multi": grad_eclip_method("multi"),
-    "raw-attention": raw_attention_method}
+    "raw-attention": raw_attention_method, "input-gradient": input_gradient_method,
+    "gradient-x-input": gradient_x_input_method}
 
 
 def _checked_maps(maps, samples: Sequence[NamedObject], first: int, method: str) -> list[Optional[np.ndarray]]:
@@ -585,6 +628,10 @@ DEFINITIONS = {
                     "more (ablation); the spatial weights reported are the last block's",
     "raw_attention": "class token's softmax attention row over the patches in the last block, "
                      "averaged over heads",
+    "input_gradient": "gradient saliency (Simonyan et al. 2014): max over the colour channels of |d score / d "
+                      "pixel| of the model's cosine of each image with its own text, on the input's pixels",
+    "gradient_x_input": "gradient x input (Shrikumar et al. 2016): sum over the colour channels of d score / d "
+                        "pixel times the normalised pixel, ReLU'd, on the input's pixels",
     "uniform": "expected value for a constant map: pointing = named object's area / image area "
                "(argmax is a uniformly random pixel), energy share = named area / all objects' area",
     "ci95": "Wilson for proportions, mean +- 1.96 sd/sqrt(n) for means",
