@@ -18,7 +18,8 @@ LOC = METRICS["localisation"]
 
 # the card's names for the maps of metrics.json's localisation block
 CARD_MAP_NAMES = {"Grad-ECLIP": "grad_eclip", "raw class-token attention (last block, head mean)": "raw_attention",
-                  "uniform (expected value)": "uniform"}
+                  "input gradient (Simonyan et al. 2014)": "input_gradient",
+                  "gradient x input (Shrikumar et al. 2016)": "gradient_x_input", "uniform (expected value)": "uniform"}
 
 
 def table_rows(text: str, first_cell: str) -> list[list[str]]:
@@ -65,6 +66,21 @@ def test_card_localisation_table_is_metrics_json(heads):
     assert rows["Grad-ECLIP - raw attention"] == [f"{margin['pointing']:+.3f}", f"{margin['energy_share']:+.3f}"]
 
 
+def test_card_argmax_table_is_metrics_json():
+    """The "Where the argmax lands" table: one row per map, the text-independent ones (heads "-") from the single
+    block, where they are the same as in the multi block."""
+    names = {"Grad-ECLIP": "grad_eclip", "raw class-token attention": "raw_attention",
+             "input gradient": "input_gradient", "gradient x input": "gradient_x_input"}
+    rows = [row for first in ("single", "multi", "-") for row in table_rows(CARD, first) if len(row) == 6]
+    assert [row[:2] for row in rows] == [["single", "Grad-ECLIP"], ["multi", "Grad-ECLIP"]] + [
+        ["-", name] for name in list(names)[1:]]
+    for heads, name, *cells in rows:
+        outcomes = LOC["single" if heads == "-" else heads][names[name]]["pointing_outcomes"]
+        assert outcomes == LOC["multi"][names[name]]["pointing_outcomes"] or heads != "-"
+        assert cells == [f"{outcomes[k]:.3f}" if outcomes[k] else "0"
+                         for k in ("named", "other_object", "background", "constant")], name
+
+
 def test_card_target_table_and_status_follow_targets_met():
     met, targets = METRICS["targets_met"], METRICS["targets"]
     word = {True: "yes", False: "**no**"}
@@ -84,6 +100,8 @@ def test_readme_localisation_table_is_metrics_json():
     for label, stats in (('Grad-ECLIP, heads="single" (paper)', LOC["single"]["grad_eclip"]),
                          ('Grad-ECLIP, heads="multi"', LOC["multi"]["grad_eclip"]),
                          ("raw class-token attention", LOC["single"]["raw_attention"]),
+                         ("input gradient", LOC["single"]["input_gradient"]),
+                         ("gradient x input", LOC["single"]["gradient_x_input"]),
                          ("uniform map", LOC["single"]["uniform"])):
         assert table_rows(readme, label) == [[label, f"{stats['pointing']['value']:.3f}",
                                               f"{stats['energy_share']['value']:.3f}"]], label
