@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -22,7 +23,7 @@ def small_config(tmp: Path, **toy) -> Path:
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     cfg["results"] = str(tmp / "results")
     cfg["reports"] = str(tmp / "reports")
-    cfg["toyworld"].update(n_scenes=4, **toy)
+    cfg["toyworld"].update({"n_scenes": 4, "sanity_scenes": 8, **toy})
     cfg["shards"]["images_per_shard"] = 2
     cfg["study"]["gallery_size"] = 2
     path = tmp / "config.yaml"
@@ -62,6 +63,9 @@ def test_whole_workflow_produces_the_report(finished_run):
     assert 'src="http' not in html and "data:image/png;base64," in html
     for name in ("table_viii", "table_ix", "concreteness_regressions"):
         assert (tmp / "reports" / "tables" / f"{name}.csv").stat().st_size > 0
+    sanity = pd.read_csv(tmp / "reports" / "tables" / "toy_sanity.csv")
+    assert list(sanity["map"])[:2] == ['Grad-ECLIP, heads="single" (this run)', 'Grad-ECLIP, heads="multi"']
+    assert (sanity["n_scenes"] == 8).all() and "Toy-world sanity check" in html
     for name in ("fig13", "fig14", "fig15", "fig17", "fig18"):
         assert (tmp / "reports" / "figures" / f"{name}.png").exists()
         assert (tmp / "reports" / "figures" / f"{name}.svg").exists()
@@ -165,3 +169,10 @@ def test_optional_frequency_corpus_and_ratings_file_enter_the_dag(tmp_path):
     counts_csv = tmp_path / "results" / "analysis" / "corpus_word_counts.csv"
     snakemake(cfg, str(counts_csv))  # only that rule's job
     assert counts_csv.read_text().splitlines() == ["word,count", "a,2", "red,2", "and,1", "cube,1", "sphere,1"]
+
+
+def test_sanity_check_leaves_the_dag_with_zero_scenes(tmp_path):
+    plan = snakemake(small_config(tmp_path), "-n", "--quiet", "rules")
+    assert "toy_sanity" in plan.stdout + plan.stderr
+    plan = snakemake(small_config(tmp_path, sanity_scenes=0), "-n", "--quiet", "rules")
+    assert "toy_sanity" not in plan.stdout + plan.stderr

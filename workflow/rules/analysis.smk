@@ -123,3 +123,29 @@ rule galleries:
         "logs/galleries.log",
     script:
         "../scripts/galleries.py"
+
+
+rule toy_sanity:
+    """Toy-world sanity check of the run's model and method: Grad-ECLIP maps on held-out toy scenes with 2-4 objects
+    (the toy CLIP's test split) against the exact masks, next to raw attention, gradient and uniform baselines."""
+    conda:
+        "../../environment.yml"
+    input:
+        model=model_checkpoint(),
+    output:
+        table=report(f"{REPORTS}/tables/toy_sanity.csv", caption="../report/toy_sanity.rst", category="Run"),
+        metrics=f"{RESULTS}/toyworld/sanity_metrics.json",
+        manifest=f"{RESULTS}/analysis/toy_sanity.json",
+    params:
+        model=model_params(),
+        method=config["method"],
+        n_scenes=config["toyworld"]["sanity_scenes"] if TOY else 0,
+        reports=lambda wc, output: parent_dir(output.table, 2),
+    threads: 2
+    resources:
+        mem_mb=4000,
+        gpu=1 if ON_GPU else 0,
+    log:
+        "logs/toy_sanity.log",
+    script:
+        "../scripts/toy_sanity.py"

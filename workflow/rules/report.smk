@@ -1,5 +1,7 @@
 # The self-contained HTML report: every table and figure, galleries, and the run header.
 ANALYSES = ["attributes", "addibility", "concreteness", "galleries"]
+if TOY and config["toyworld"]["sanity_scenes"]:
+    ANALYSES.append("toy_sanity")
 
 
 rule report:
