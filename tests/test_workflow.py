@@ -4,6 +4,7 @@ resumed ends with the same outputs, and the config schema names the bad key."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 import signal
 import subprocess
@@ -66,6 +67,11 @@ def test_whole_workflow_produces_the_report(finished_run):
     sanity = pd.read_csv(tmp / "reports" / "tables" / "toy_sanity.csv")
     assert list(sanity["map"])[:2] == ['Grad-ECLIP, heads="single" (this run)', 'Grad-ECLIP, heads="multi"']
     assert (sanity["n_scenes"] == 8).all() and "Toy-world sanity check" in html
+    # the design summary heading the report counts what the design rule wrote: every table covers the 4 scenes
+    design = pd.read_csv(tmp / "reports" / "tables" / "design_summary.csv").set_index("table")
+    counts = json.loads((tmp / "results" / "design" / "design.json").read_text())["counts"]
+    assert design["rows"].to_dict() == counts and (design["images"] == 4).all()
+    assert "Study design: rows and images" in html
     for name in ("fig13", "fig14", "fig15", "fig17", "fig18"):
         assert (tmp / "reports" / "figures" / f"{name}.png").exists()
         assert (tmp / "reports" / "figures" / f"{name}.svg").exists()

@@ -10,9 +10,11 @@ rule report:
     input:
         manifests=expand(f"{RESULTS}/analysis/{{name}}.json", name=ANALYSES),
         design_notes=f"{DESIGN}/design.json",
+        design=list(DESIGN_FILES.values()),
         model=model_checkpoint(),
     output:
-        f"{REPORTS}/report.html",
+        html=f"{REPORTS}/report.html",
+        design_summary=f"{REPORTS}/tables/design_summary.csv",
     params:
         model=model_params(),
         method=config["method"],
