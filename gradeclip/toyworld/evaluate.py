@@ -516,11 +516,13 @@ def score_gradient(clip: LoadedClip, pixels: torch.Tensor, text_embeddings: torc
     """d cos(image i, text i) / d pixels of image i, (B, 3, S, S): the unmodified model's score, each image against
     its own (L2-normalised) text embedding. Written out rather than taken from captum, whose Saliency wraps this one
     autograd call."""
-    inputs = pixels.detach().to(clip.device).requires_grad_(True)
+    dtype = next(clip.model.visual.parameters()).dtype  # an fp16/bf16 model takes its own dtype's pixels
+    inputs = pixels.detach().to(clip.device, dtype).requires_grad_(True)
     with torch.enable_grad():
         image_embeddings = F.normalize(clip.model.encode_image(inputs).float(), dim=-1)
-        # the images are independent (no batch norm in the towers), so the gradient of the summed scores gives
-        # each image the gradient of its own score; autograd.grad leaves the model's parameters without .grad
+        # in eval mode nothing mixes the images of a batch (a ResNet's BatchNorm uses its running statistics), so the
+        # gradient of the summed scores gives each image the gradient of its own score; autograd.grad leaves the
+        # model's parameters without .grad
         return torch.autograd.grad((image_embeddings * text_embeddings).sum(), inputs)[0]
 
 
