@@ -1,4 +1,3 @@
-import json
 from pathlib import Path
 
 from _common import setup_logging
@@ -10,11 +9,11 @@ log = setup_logging(snakemake)  # noqa: F821 (injected by Snakemake)
 p = snakemake.params  # noqa: F821
 out = snakemake.output  # noqa: F821
 tables, figures = load_artifacts(snakemake.input.manifests)  # noqa: F821
-# the design's own tables sit beside its notes; their row and image counts head the report
-tables["design_summary"] = StudyDesign.read(Path(snakemake.input.design_notes).parent).summary()  # noqa: F821
+# the design's own tables sit beside its notes; their row and image counts head the report, its notes follow the header
+design = StudyDesign.read(Path(snakemake.input.design_notes).parent)  # noqa: F821
+tables["design_summary"] = design.summary()
 save_artifacts(Path(out.design_summary).parents[1], tables={"design_summary": tables["design_summary"]})
 header = run_header(p.model["name"], p.model["pretrained"], data=p.data, config=p.config,
                     extra={"config hash": p.config_hash, "method": p.method, "device": p.model["device"]})
-notes = json.load(open(snakemake.input.design_notes)).get("notes", [])  # noqa: F821
-render_report(out.html, tables, figures, header=header, notes=notes)
+render_report(out.html, tables, figures, header=header, notes=design.notes)
 log.info("report with %d tables and %d figures", len(tables), len(figures))
