@@ -1,4 +1,7 @@
-"""Reading images with errors that name the file, and collecting image paths from a file, folder or list."""
+"""Reading images with errors that name the file, and collecting image paths from a file, folder or list.
+
+Every image, whether given as a path, a PIL image or an array, goes through ``as_rgb_image``: 8-bit RGB, upright (a
+photo's EXIF orientation applied, as a viewer shows it), at least one pixel."""
 from __future__ import annotations
 
 import os
@@ -7,7 +10,7 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -29,15 +32,35 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
+def upright(img: Image.Image) -> Image.Image:
+    """The image as a viewer shows it. Cameras and phones often store a photo sideways with an EXIF orientation tag
+    saying how to turn it; explaining the stored pixels would explain a sideways photo (and draw the map sideways on
+    it). Applies the tag (``PIL.ImageOps.exif_transpose``, which also drops it); an image without one is returned
+    unchanged (not copied)."""
+    if img.getexif().get(ExifTags.Base.Orientation, 1) in (2, 3, 4, 5, 6, 7, 8):
+        return ImageOps.exif_transpose(img)
+    return img
+
+
+def _with_pixels(img: Image.Image, what: str) -> Image.Image:
+    if img.width == 0 or img.height == 0:
+        raise ValueError(f"{what} has no pixels (size {img.width} x {img.height}): nothing to explain")
+    return img
+
+
 def as_rgb_image(image) -> Image.Image:
     """An image given as a PIL image, an image file's path, or a uint8 array of shape (H, W), (H, W, 3) or
-    (H, W, 4), as an 8-bit RGB PIL image. Float arrays are refused rather than guessed at (0-1 or 0-255?)."""
+    (H, W, 4), as an upright 8-bit RGB PIL image (``upright``: a PIL image's EXIF orientation is applied as a file's
+    is; an array has none). Float arrays are refused rather than guessed at (0-1 or 0-255?), and so is an image
+    without pixels."""
     if isinstance(image, Image.Image):
-        return to_rgb(image)
+        return to_rgb(upright(_with_pixels(image, "the PIL image")))
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
             raise TypeError(f"an image array must be uint8 of shape (H, W), (H, W, 3) or (H, W, 4); got "
                             f"{image.dtype} of shape {image.shape}")
+        if image.shape[0] == 0 or image.shape[1] == 0:
+            raise ValueError(f"an image array must have at least one pixel; got shape {image.shape}")
         return to_rgb(Image.fromarray(image))
     if isinstance(image, (str, os.PathLike)):
         return load_image(image)
@@ -45,8 +68,11 @@ def as_rgb_image(image) -> Image.Image:
 
 
 def load_image(path: str | os.PathLike) -> Image.Image:
-    """Open an image fully (decoding it now, so a truncated file fails here) and convert it to RGB."""
+    """Open an image fully (decoding it now, so a truncated file fails here), turn it upright (its EXIF orientation,
+    see ``upright``) and convert it to RGB."""
     path = Path(path)
+    if path.is_dir():
+        raise ImageLoadError(f"{path}: a folder, not an image file")
     if not path.is_file():
         raise ImageLoadError(f"{path}: no such file")
     if path.stat().st_size == 0:
@@ -62,7 +88,11 @@ def load_image(path: str | os.PathLike) -> Image.Image:
                     img.load()
                 finally:
                     ImageFile.LOAD_TRUNCATED_IMAGES = allowed
-                return to_rgb(img)
+                if img.width == 0 or img.height == 0:
+                    raise ImageLoadError(f"{path}: the image has no pixels (size {img.width} x {img.height})")
+                return to_rgb(upright(img))
+    except ImageLoadError:
+        raise
     except UnidentifiedImageError:
         raise ImageLoadError(f"{path}: not an image file PIL can read") from None
     except Image.DecompressionBombError as err:
@@ -73,20 +103,29 @@ def load_image(path: str | os.PathLike) -> Image.Image:
 
 def collect_images(source: str | os.PathLike) -> list[Path]:
     """Image paths from an image file, a folder (sorted, not recursive), or a text file listing one path per line
-    (relative paths are relative to the list file; blank lines and '#' comments skipped)."""
+    (relative paths are relative to the list file; blank lines and '#' comments skipped). A source that does not
+    exist, or a list that is not UTF-8 text, raises ``FileNotFoundError`` / ``ValueError`` naming it; the images
+    themselves are checked when they are read (``load_image``), so that a batch goes on past a bad one."""
     source = Path(source)
     if source.is_dir():
         return sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if source.suffix.lower() in (".txt", ".lst", ".list"):
         if not source.is_file():
             raise FileNotFoundError(f"image list {source} not found")
+        try:
+            text = source.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"image list {source} is not UTF-8 text ({err.reason} at byte {err.start}): "
+                             "a list file has one image path per line") from None
         paths = []
-        for line in source.read_text().splitlines():
+        for line in text.splitlines():
             line = line.strip()
             if line and not line.startswith("#"):
                 p = Path(line)
                 paths.append(p if p.is_absolute() else source.parent / p)
         return paths
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: no such image file, folder or list file")
     return [source]
 
 
