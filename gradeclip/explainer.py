@@ -3,7 +3,9 @@
 the formulas are in ``method.py``."""
 from __future__ import annotations
 
+import numbers
 import os
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Optional, Sequence, Union
@@ -18,9 +20,54 @@ from .adapters import ImageTower, TextTower
 from .geometry import Preprocessing, Registration
 from .io import as_rgb_image
 from .models import LoadedClip, load_clip
-from .words import AlignedText, Word, align, token_strings
+from .words import AlignedText, EmptyTextError, Word, align, token_strings
 
 ImageLike = Union[Image.Image, str, os.PathLike, np.ndarray]  # an array: uint8, (H, W[, 3 or 4])
+
+
+def text_list(texts: Union[str, Sequence[str]]) -> list[str]:
+    """The texts to explain as a list: one string is one text (never its characters), every item must be a string
+    with something to explain, and there must be at least one."""
+    if isinstance(texts, str):
+        texts = [texts]
+    elif texts is None or not hasattr(texts, "__iter__"):
+        raise TypeError(f"texts must be a string or a list of strings; got {type(texts).__name__}")
+    texts = list(texts)
+    if not texts:
+        raise ValueError("no texts given: pass one text or a list of texts")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"text {i} must be a string; got {type(text).__name__} {text!r:.60}")
+        if not text.strip():
+            raise EmptyTextError(f"text {text!r} is empty: nothing to explain")
+    return texts
+
+
+def image_list(images) -> list:
+    """The images as a list: one image (a path, a PIL image, or an array of shape (H, W[, C])) is a list of one,
+    never a sequence of its characters or rows."""
+    if isinstance(images, (str, os.PathLike, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim <= 3):
+        return [images]
+    if images is None or not hasattr(images, "__iter__"):
+        raise TypeError(f"images must be an image or a list of images; got {type(images).__name__}")
+    return list(images)
+
+
+def layer_count(option: str, value, depth: int, tower: str) -> int:
+    """The number of last layers to explain, checked: a whole number >= 1 (``TypeError`` / ``ValueError`` naming
+    the option otherwise). More than the tower has means all of them, with a warning naming its depth: the paper's
+    8 text layers then explain a shallower text tower entirely, and images and texts follow the same rule."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{option} must be a whole number of layers (int >= 1); got {value!r} "
+                        f"({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"{option} must be at least 1 (the number of last layers explained); got {value}")
+    if value > depth:
+        layers = f"{depth} layer{'s' if depth > 1 else ''}"
+        warnings.warn(f"{option}={value} is more than the {tower}'s depth ({layers}): explaining all {depth}",
+                      UserWarning, stacklevel=3)
+        return depth
+    return int(value)
 
 
 @dataclass
@@ -89,7 +136,9 @@ class GradECLIP:
     >>> words = explainer.explain_text("a dog with a frisbee", "dog.jpg")
 
     Options (defaults follow the paper and the official code):
-    image_layers=1 / text_layers=8: how many last layers are aggregated; heads="single" recomputes the explained
+    image_layers=1 / text_layers=8: how many last layers are aggregated (a whole number >= 1; more than a tower has
+    means all of its layers, with a warning naming its depth; the attribute holds the number used); heads="single"
+    recomputes the explained
     attention with one head over all channels, "multi" keeps the model's heads; spatial="loosened" (min-max
     cos(q, k)), "softmax" (the attention row) or "none"; keep_aspect=False uses the model's preprocessing (resize +
     center crop), True resizes each side to a multiple of the patch size (the official default for maps).
@@ -108,9 +157,9 @@ class GradECLIP:
         self.preprocessing: Preprocessing = clip.preprocessing
         self.image_tower = ImageTower(self.model.visual)
         self.text_tower = TextTower(self.model)
-        if self.image_tower.kind == "resnet" and image_layers != 1:
-            raise ValueError("a ResNet CLIP has one explainable attention layer (the attention pool): image_layers=1")
-        self.image_layers, self.text_layers = image_layers, text_layers
+        self.image_layers = layer_count("image_layers", image_layers, len(self.image_tower.layers),
+                                        "ResNet image tower" if self.image_tower.kind == "resnet" else "image tower")
+        self.text_layers = layer_count("text_layers", text_layers, len(self.text_tower.layers), "text tower")
         self.heads, self.spatial = heads, spatial
         self.keep_aspect, self.max_short_side, self.max_tokens = keep_aspect, max_short_side, max_tokens
 
@@ -135,12 +184,15 @@ class GradECLIP:
     @torch.no_grad()
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """L2-normalised text embeddings (K, E) from the unmodified text encoder."""
-        tokens = self.tokenizer(list(texts)).to(self.device)
+        tokens = self.tokenizer(text_list(texts)).to(self.device)
         return F.normalize(self.model.encode_text(tokens).float(), dim=-1)
 
     @torch.no_grad()
     def encode_images(self, images: Sequence[ImageLike]) -> torch.Tensor:
         """L2-normalised image embeddings (N, E) from the unmodified image encoder with standard preprocessing."""
+        images = image_list(images)
+        if not images:
+            raise ValueError("no images given")
         pixels = torch.stack([self.image_input(im, keep_aspect=False)[0] for im in images]).to(self.device)
         return F.normalize(self.model.encode_image(pixels.to(self.image_tower.dtype)).float(), dim=-1)
 
@@ -148,17 +200,17 @@ class GradECLIP:
     def __call__(self, image: ImageLike, texts: Union[str, Sequence[str]],
                  text_embeddings: Optional[torch.Tensor] = None) -> list[ImageExplanation]:
         """Heat maps of one image for each text (one image forward, one batched backward for all texts)."""
-        texts = [texts] if isinstance(texts, str) else list(texts)
         return self.explain_images([image], texts, text_embeddings=text_embeddings)[0]
 
-    def explain_images(self, images: Sequence[ImageLike], texts: Sequence[str], *, batch_size: int = 8,
+    def explain_images(self, images: Sequence[ImageLike], texts: Union[str, Sequence[str]], *, batch_size: int = 8,
                        text_embeddings: Optional[torch.Tensor] = None) -> list[list[ImageExplanation]]:
-        """Every image against every text. Images whose inputs have the same size run as one batch."""
-        texts = list(texts)
-        if not texts:
-            raise ValueError("no texts given")
+        """Every image against every text. Images whose inputs have the same size run as one batch. One image or one
+        text (a string) counts as a list of one."""
+        texts, images = text_list(texts), image_list(images)
         if text_embeddings is None:
             text_embeddings = self.encode_texts(texts)
+        elif len(text_embeddings) != len(texts):
+            raise ValueError(f"{len(text_embeddings)} text embeddings for {len(texts)} texts")
         prepared = [_Prepared(*self.image_input(im), index=i) for i, im in enumerate(images)]
         results: list[Optional[list[ImageExplanation]]] = [None] * len(prepared)
         by_shape: dict[tuple, list[_Prepared]] = {}
@@ -182,15 +234,20 @@ class GradECLIP:
 
     # ------------------------------------------------------------------------------------------------ texts
     def explain_text(self, text: str, image: ImageLike) -> TextExplanation:
+        if not isinstance(text, str):
+            raise TypeError(f"the text must be a string; got {type(text).__name__} {text!r:.60}")
         return self.explain_texts([text], image)[0]
 
-    def explain_texts(self, texts: Sequence[str], image: ImageLike) -> list[TextExplanation]:
-        """Word importances of K texts for one image (one image forward, one text forward, one backward)."""
+    def explain_texts(self, texts: Union[str, Sequence[str]], image: ImageLike) -> list[TextExplanation]:
+        """Word importances of K texts for one image (one image forward, one text forward, one backward); one text (a
+        string) counts as a list of one."""
+        texts = text_list(texts)
         emb = self.encode_images([image])
         return self._explain_aligned([self.align(t) for t in texts], emb.expand(len(texts), -1))
 
     def explain_text_pairs(self, texts: Sequence[str], images: Sequence[ImageLike]) -> list[TextExplanation]:
         """Word importances of text i for image i (e.g. each caption with its own image)."""
+        texts, images = text_list(texts), image_list(images)
         if len(texts) != len(images):
             raise ValueError(f"{len(texts)} texts but {len(images)} images")
         return self._explain_aligned([self.align(t) for t in texts], self.encode_images(images))

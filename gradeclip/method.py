@@ -237,8 +237,9 @@ def explain_text_tensor(tower, token_ids: Tensor, image_embeddings: Tensor, *, l
     same row N times for one image against N texts): one forward, one backward."""
     if layers < 1:  # tower.layers[-0:] would be every layer
         raise ValueError(f"the number of explained text layers must be at least 1, got {layers}")
-    layers = min(layers, len(tower.layers))
     explained = tower.layers[-layers:]
+    if len(explained) < layers:  # as for images; GradECLIP resolves a count beyond the depth (all, with a warning)
+        raise ValueError(f"the text tower has {len(tower.layers)} explainable layers, asked for {layers}")
     mask = tower.attention_mask(token_ids)
     with torch.no_grad():
         x = tower.embed(token_ids)

@@ -164,6 +164,49 @@ def test_uint8_arrays_are_images_and_other_inputs_are_named(tmp_path, explainer)
             explainer(bad, ["a dog"])
 
 
+@pytest.mark.parametrize("orientation, turn", [(6, Image.Transpose.ROTATE_270), (3, Image.Transpose.ROTATE_180),
+                                               (8, Image.Transpose.ROTATE_90), (2, Image.Transpose.FLIP_LEFT_RIGHT)])
+def test_exif_orientation_is_honoured_for_paths_and_pil_images(orientation, turn, tmp_path, explainer):
+    """A phone JPEG stored sideways with an orientation tag is explained upright: its path, the PIL image opened from
+    it and an array of its upright pixels give the same map as an upright copy, and the map lies on the upright
+    image. Written out independently of gradeclip.io: the upright pixels are the stored ones turned as EXIF 2.32
+    says for the tag (6: the stored image is the scene turned 90 degrees left, so turn it right)."""
+    scene = random_image(48, 30, seed=21)  # landscape: a sideways map would have the wrong shape
+    stored = scene.transpose({6: Image.Transpose.ROTATE_90, 3: Image.Transpose.ROTATE_180,
+                              8: Image.Transpose.ROTATE_270, 2: Image.Transpose.FLIP_LEFT_RIGHT}[orientation])
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    tagged = tmp_path / "phone.jpg"
+    stored.save(tagged, quality=95, exif=exif.tobytes())
+    with Image.open(tagged) as raw:
+        assert raw.getexif()[0x0112] == orientation
+        raw_pixels = np.asarray(raw.convert("RGB"))  # what PIL decodes, still as stored
+    upright = np.asarray(Image.fromarray(raw_pixels).transpose(turn))
+    assert upright.shape == (30, 48, 3)
+    Image.fromarray(upright).save(tmp_path / "upright.png")  # the upright copy, lossless
+
+    np.testing.assert_array_equal(np.asarray(load_image(tagged)), upright)
+    with Image.open(tagged) as opened:
+        np.testing.assert_array_equal(np.asarray(as_rgb_image(opened)), upright)
+    texts = ["a dog", "a red cube"]
+    reference = explainer(tmp_path / "upright.png", texts)
+    for given in (tagged, Image.open(tagged), upright):
+        for a, b in zip(explainer(given, texts), reference):
+            assert a.registration.image_size == (48, 30) and a.heatmap.shape == (30, 48)
+            np.testing.assert_array_equal(a.grid, b.grid)
+            assert a.model_score == b.model_score
+    sideways = explainer(raw_pixels, texts)[0]  # the stored pixels themselves: what was explained before
+    assert sideways.heatmap.shape != (30, 48) or not np.array_equal(sideways.grid, reference[0].grid)
+
+
+def test_images_without_pixels_are_refused_naming_the_size(tmp_path):
+    for image in (np.zeros((0, 0, 3), np.uint8), np.zeros((4, 0), np.uint8)):
+        with pytest.raises(ValueError, match="at least one pixel"):
+            as_rgb_image(image)
+    with pytest.raises(ValueError, match="no pixels"):
+        as_rgb_image(Image.new("RGB", (3, 0)))
+
+
 def test_16_bit_grayscale_is_rescaled_not_clipped(tmp_path):
     ramp = np.tile(np.linspace(0, 65535, 300).round().astype(np.uint16), (4, 1))
     path = tmp_path / "ramp16.png"
@@ -288,6 +331,27 @@ def test_empty_text_raises_value_error_naming_it(text, explainer):
     assert repr(text) in str(err.value)
     with pytest.raises(EmptyTextError, match="empty"):
         explainer.explain_texts(["a dog", text], img)
+
+
+def test_a_string_is_one_text_and_one_image_is_a_list_of_one(tmp_path, explainer):
+    """Where a list is expected, a plain string is one text, never its characters; one image is one image, never
+    the characters of its path or the rows of its array."""
+    img = random_image(40, 30, seed=6)
+    img.save(tmp_path / "one.png")
+    as_list = explainer.explain_texts(["cube"], img)
+    as_string = explainer.explain_texts("cube", img)
+    assert [t.text for t in as_string] == ["cube"] and as_string[0].token_scores.tolist() == \
+        as_list[0].token_scores.tolist()
+    maps = explainer.explain_images([img], "cube")
+    assert len(maps) == 1 and [m.text for m in maps[0]] == ["cube"]
+    np.testing.assert_array_equal(maps[0][0].grid, explainer.explain_images([img], ["cube"])[0][0].grid)
+    assert explainer.encode_texts("cube").shape[0] == 1
+    for one in (str(tmp_path / "one.png"), tmp_path / "one.png", img, np.asarray(img)):
+        got = explainer.explain_images(one, ["cube"])
+        assert len(got) == 1
+        np.testing.assert_array_equal(got[0][0].grid, maps[0][0].grid)
+        assert explainer.encode_images(one).shape[0] == 1
+    assert len(explainer.explain_text_pairs("cube", img)) == 1
 
 
 @pytest.mark.parametrize("text", ["!!!", "?!", "... --- ..."])

@@ -219,16 +219,43 @@ def test_batched_texts_for_one_image_equal_single_calls(vit):
         np.testing.assert_allclose(exp.word_scores, alone.word_scores, rtol=1e-5, atol=1e-8)
 
 
-def test_more_layers_than_the_tower_has_is_an_error(vit):
-    with pytest.raises(ValueError, match="explainable layers"):
-        GradECLIP(vit, image_layers=5)(random_image(32, 32), ["x"])
+@pytest.mark.parametrize("kind", ["vit", "resnet"])
+def test_more_layers_than_a_tower_has_means_all_of_them_with_a_warning(kind, vit, resnet):
+    """One rule for images and texts: a count beyond the depth explains every layer and says how deep the tower
+    is; the maps are those of exactly that many layers."""
+    clip = vit if kind == "vit" else resnet
+    img, texts = random_image(40, 30, seed=3), ["a red cube", "a dog"]
+    image_depth = 2 if kind == "vit" else 1  # tiny ViT: 2 blocks; ResNet: its attention pool
+    with pytest.warns(UserWarning, match=rf"image_layers=5 is more than the {'ResNet ' if kind == 'resnet' else ''}"
+                                         rf"image tower's depth \({image_depth} layers?\): explaining all"):
+        deep = GradECLIP(clip, image_layers=5, text_layers=3)
+    assert deep.image_layers == image_depth
+    exact = GradECLIP(clip, image_layers=image_depth, text_layers=3)
+    for a, b in zip(deep(img, texts), exact(img, texts)):
+        np.testing.assert_array_equal(a.grid, b.grid)
+    with pytest.warns(UserWarning, match=r"text_layers=100 is more than the text tower's depth \(3 layers\)"):
+        deep_text = GradECLIP(clip, text_layers=100)
+    assert deep_text.text_layers == 3
+    for a, b in zip(deep_text.explain_texts(texts, img), exact.explain_texts(texts, img)):
+        np.testing.assert_array_equal(a.token_scores, b.token_scores)
+    assert GradECLIP(clip, text_layers=2).explain_text(texts[0], img).token_scores.tolist() != \
+        exact.explain_text(texts[0], img).token_scores.tolist()  # the count matters: the test can fail
 
 
-def test_zero_explained_layers_is_an_error_not_every_layer(vit):
+def test_method_functions_refuse_counts_beyond_the_depth_alike(vit):
+    """The formulas' own functions take exactly the layers they are given, for images and texts alike (the
+    explainer resolves a larger count before calling them)."""
+    ex = GradECLIP(vit)
+    pixels, _ = ex.image_input(random_image(32, 32))
+    with pytest.raises(ValueError, match="the image tower has 2 explainable layers, asked for 3"):
+        method.explain_image_tensor(ex.image_tower, pixels[None], ex.encode_texts(["x"]), layers=3)
+    ids = ex.tokenizer(["a red cube"])
+    with pytest.raises(ValueError, match="the text tower has 3 explainable layers, asked for 4"):
+        method.explain_text_tensor(ex.text_tower, ids, ex.encode_images([random_image(32, 32)]), layers=4)
     with pytest.raises(ValueError, match="image layers must be at least 1, got 0"):
-        GradECLIP(vit, image_layers=0)(random_image(32, 32), ["x"])
+        method.explain_image_tensor(ex.image_tower, pixels[None], ex.encode_texts(["x"]), layers=0)
     with pytest.raises(ValueError, match="text layers must be at least 1, got 0"):
-        GradECLIP(vit, text_layers=0).explain_text("a red cube", random_image(32, 32))
+        method.explain_text_tensor(ex.text_tower, ids, ex.encode_images([random_image(32, 32)]), layers=0)
 
 
 def test_multi_head_maps_are_sums_over_heads(vit):
