@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import socket
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -98,6 +99,51 @@ def register_model_config_file(path: os.PathLike | str) -> str:
     return path.stem
 
 
+def checked_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch device that exists on this machine; ``ModelLoadError`` naming it otherwise (torch's
+    own errors for a missing GPU come deep from the first tensor moved there, worded for driver installers)."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ModelLoadError(f"device {device!r} is not a torch device: use cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not count:
+            raise ModelLoadError(f"device {device}: torch sees no CUDA GPU on this machine (torch.cuda.is_available() "
+                                 "is False); use --device cpu")
+        if device.index is not None and device.index >= count:
+            raise ModelLoadError(f"device {device}: torch sees {count} CUDA GPU{'s' if count > 1 else ''} here "
+                                 f"(cuda:0{f'..cuda:{count - 1}' if count > 1 else ''})")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ModelLoadError(f"device {device}: Apple's MPS is not available on this machine; use --device cpu")
+    return device
+
+
+def _not_a_checkpoint(path: Path) -> Optional[str]:
+    """Why a local file is not a checkpoint open_clip can read its weights from (None when it is one): called once
+    open_clip has failed on it, to tell a wrong file from weights that do not fit the architecture."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                f.keys()
+            return None
+        is_zip = zipfile.is_zipfile(path)
+        with open(path, "rb") as f:
+            if not is_zip and f.read(1) != b"\x80":  # torch.save writes a zip archive; old torch a pickle
+                return "it is neither a zip archive (what torch.save writes) nor a pickle"
+        content = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
+    except Exception as err:  # pickle, zip, safetensors and torch errors alike: the file is not one
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return f"torch cannot read it ({reason})"
+    if isinstance(content, dict) and "state_dict" in content:
+        content = content["state_dict"]
+    if not isinstance(content, dict) or not content or not all(torch.is_tensor(v) for v in content.values()):
+        return f"it holds a {type(content).__name__}, not a state dict of tensors"
+    return None
+
+
 def _hub_reachable(timeout: float = 3.0) -> bool:
     """One quick TCP connection to the Hugging Face hub; without it, huggingface_hub retries for over a minute
     before failing on an offline machine."""
@@ -169,12 +215,14 @@ def load_clip(name: str, pretrained: Optional[str] = None, *, device: str | torc
     register_model_configs()
     if precision not in PRECISIONS:
         raise ModelLoadError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    device = torch.device(device)
+    device = checked_device(device)
     if precision != "fp32" and device.type != "cuda":
         raise ModelLoadError(f"precision {precision} needs a CUDA device (got {device}); use fp32 on the CPU")
     if pretrained and Path(pretrained).suffix in (".pt", ".pth", ".bin", ".safetensors") \
             and not Path(pretrained).is_file():
         raise ModelLoadError(f"checkpoint file for model {name!r} not found: {pretrained}")
+    if pretrained and Path(pretrained).is_dir():
+        raise ModelLoadError(f"{pretrained} is a folder: pretrained must be an open_clip tag or a checkpoint file")
     if pretrained and Path(pretrained).is_file():
         # Architectures that differ only in how channels are split into heads share every weight shape, so a
         # checkpoint would load into the wrong one without complaint.
@@ -202,6 +250,14 @@ def load_clip(name: str, pretrained: Optional[str] = None, *, device: str | torc
                 f"could not load {what}: unknown architecture {name!r}"
                 + (f" (did you mean {', '.join(close)}?)" if close else "")
                 + "; see open_clip.list_models() (e.g. ViT-B-16, RN50), or use hf-hub:org/repo.") from None
+        if pretrained and Path(pretrained).is_file():  # a local file: neither the hub nor the cache was involved
+            problem = _not_a_checkpoint(Path(pretrained))
+            if problem:
+                raise ModelLoadError(f"{pretrained} (the weights for model {name!r}) is not a torch/open_clip "
+                                     f"checkpoint: {problem}. Pass a file written by torch.save (a state dict, or a "
+                                     "dict with 'state_dict') or a .safetensors file.") from None
+            raise ModelLoadError(f"{pretrained}: a checkpoint, but its weights do not fit model {name!r} "
+                                 f"({first_line}); load it with the architecture it was saved from.") from None
         hint = ""
         if pretrained and not schema and not Path(pretrained).exists():
             tags = open_clip.list_pretrained_tags_by_model(arch)

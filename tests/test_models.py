@@ -113,6 +113,7 @@ def test_corrupt_local_checkpoint_file(tmp_path):
     with pytest.raises(ModelLoadError) as err:
         load_clip(name, str(bad))
     assert str(bad) in str(err.value) and name in str(err.value)
+    assert "not a torch/open_clip checkpoint" in str(err.value) and "Hugging Face" not in str(err.value)
     assert "Traceback" not in str(err.value)
 
 
