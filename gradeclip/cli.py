@@ -1,23 +1,32 @@
-"""Command line: ``gradeclip explain IMAGE_OR_FOLDER_OR_LIST --text T [--text T ...] --out DIR``."""
+"""Command line: ``gradeclip explain IMAGE_OR_FOLDER_OR_LIST --text T [--text T ...] --out DIR``.
+
+Exit status: 0 every image was explained; 3 some images failed (listed in DIR/failures.txt) and the others were
+written; 1 every image failed; 2 the command line itself is wrong (an option's value, a missing input, a model that
+cannot be loaded, an output folder that cannot be written), found before any image is read."""
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import logging
 import re
 import sys
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from .cli_checks import OutputError, count, writable_folder
 from .files import atomic_write
 from .io import ImageLoadError, collect_images, load_image
 from .models import ModelLoadError
 
 DEFAULT_MODEL = "ViT-B-16"
 DEFAULT_PRETRAINED = "openai"
+EXIT_OK, EXIT_ALL_FAILED, EXIT_USAGE, EXIT_SOME_FAILED = 0, 1, 2, 3
+RUN_FILES = ("scores.csv", "failures.txt")  # the run's own files in DIR, which no image folder may be named
 
 
 def slug(text: str, max_len: int = 48) -> str:
@@ -26,53 +35,95 @@ def slug(text: str, max_len: int = 48) -> str:
     return (s[:max_len].rstrip("_") or "text")
 
 
-def _unique_dirs(paths: list[Path]) -> list[str]:
-    """Output folder names: the image stems, made unique when two images share a stem."""
-    seen: dict[str, int] = {}
-    names = []
-    for p in paths:
-        stem = p.stem or "image"
-        seen[stem] = seen.get(stem, 0) + 1
-        names.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+def image_folder_names(paths: list[Path]) -> list[str]:
+    """One output folder per image, never shared: the file's stem ("a" for a.png) where no other input has that
+    stem; otherwise the stem with the suffix ("a_png", "a_jpg"), numbered in input order where even that is shared
+    ("a_png-2" for a second a.png from another folder of a list). Names are compared case-insensitively (a
+    case-insensitive file system would merge "A" and "a") and never equal another folder's or the run's own files'
+    (scores.csv, failures.txt)."""
+    stems = [p.stem if p.stem not in ("", ".", "..") else "image" for p in paths]
+    shared = {k for k, n in Counter(s.casefold() for s in stems).items() if n > 1}
+    taken = {name.casefold() for name in RUN_FILES}
+    names: list[str | None] = [None] * len(paths)
+    for i, stem in enumerate(stems):  # unique stems first, so that no derived name can take one
+        if stem.casefold() not in shared and stem.casefold() not in taken:
+            names[i] = stem
+            taken.add(stem.casefold())
+    for i, (stem, path) in enumerate(zip(stems, paths)):
+        if names[i] is None:
+            base = f"{stem}_{path.suffix.lstrip('.') or 'image'}"
+            name, k = base, 1
+            while name.casefold() in taken:
+                k += 1
+                name = f"{base}-{k}"
+            names[i] = name
+            taken.add(name.casefold())
     return names
 
 
-def _text_names(texts: list[str]) -> list[str]:
-    names = []
-    for i, t in enumerate(texts):
-        s = slug(t)
-        names.append(s if [slug(u) for u in texts].count(s) == 1 else f"{i:02d}_{s}")
-    return names
+def text_file_names(texts: list[str]) -> list[str]:
+    """One file name (without suffix) per text, never shared: ``slug(text)`` where no other text has the same slug;
+    otherwise the slug and 8 hex digits of the text's SHA-1 ("a_red_cube-1f0e3dad"), so "a red cube" and "a red
+    cube!" get files of their own. A slug has no "-" or ".", so these names can equal neither a plain slug nor the
+    word files ("<name>.words.csv") of another text. The texts must be distinct."""
+    slugs = [slug(t) for t in texts]
+    shared = {k for k, n in Counter(slugs).items() if n > 1}
+    return [s if s not in shared else f"{s}-{hashlib.sha1(t.encode('utf-8')).hexdigest()[:8]}"
+            for s, t in zip(slugs, texts)]
+
+
+def _distinct(items: list, what: str) -> list:
+    """``items`` without repeats (first kept), with a warning line for each repeat: explaining it twice would write
+    the same files twice."""
+    seen, kept = set(), []
+    for item in items:
+        if item in seen:
+            print(f"warning: {what} {str(item)!r} given more than once; explained once", file=sys.stderr)
+        else:
+            seen.add(item)
+            kept.append(item)
+    return kept
 
 
 def explain_command(args: argparse.Namespace) -> int:
     # imported here so that `gradeclip --help` is instant
     from .explainer import GradECLIP
-    from .render import overlay, word_importance_figure
 
-    paths = collect_images(args.images)
+    try:
+        paths = collect_images(args.images)
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     if not paths:
         print(f"error: no images found in {args.images}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    paths = _distinct(paths, "image")
     texts = list(args.text)
     empty = [t for t in texts if not t.strip()]
     if empty:
         print(f"error: empty --text {empty[0]!r}: every text must have something to explain", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    texts = _distinct(texts, "--text")
     try:
+        out = writable_folder(args.out)
         explainer = GradECLIP.from_pretrained(
             args.model, args.pretrained, device=args.device, precision=args.precision,
             image_layers=args.image_layers, text_layers=args.text_layers, heads=args.heads, spatial=args.spatial,
             keep_aspect=args.keep_aspect)
-    except (ModelLoadError, ValueError) as err:
+        if args.text_maps:
+            for text in texts:
+                explainer.align(text)  # a text with no tokens after CLIP's cleaning has no words to explain
+    except (OutputError, ModelLoadError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
-    out = Path(args.out)
+        return EXIT_USAGE
+    # an earlier run's summary must not vouch for this run's files while it is under way (or after it is killed)
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
     text_embeddings = explainer.encode_texts(texts)
-    text_names = _text_names(texts)
+    text_names = text_file_names(texts)
     failures = []
     summary_rows = []
-    for path, folder in tqdm(list(zip(paths, _unique_dirs(paths))), desc="images", unit="img",
+    for path, folder in tqdm(list(zip(paths, image_folder_names(paths))), desc="images", unit="img",
                              disable=args.quiet):
         try:
             image = load_image(path)
@@ -80,34 +131,68 @@ def explain_command(args: argparse.Namespace) -> int:
             word_maps = explainer.explain_texts(texts, image) if args.text_maps else None
         except (ImageLoadError, ValueError, RuntimeError) as err:
             failures.append((path, str(err)))
-            tqdm.write(f"skipped {path}: {err}", file=sys.stderr)
+            tqdm.write(f"skipped {err if str(err).startswith(str(path)) else f'{path}: {err}'}", file=sys.stderr)
             continue
-        img_dir = out / folder
-        for k, (exp, name) in enumerate(zip(maps, text_names)):
-            atomic_write(img_dir / f"{name}.png", lambda p: overlay(image, exp.heatmap).save(p, format="PNG"))
-            atomic_write(img_dir / f"{name}.npz", lambda p: np.savez_compressed(
-                p, grid=exp.grid, heatmap=exp.heatmap.astype(np.float16), score=exp.score,
-                model_score=exp.model_score, text=exp.text, image=str(path),
-                box=np.asarray(exp.registration.box), image_size=np.asarray(exp.registration.image_size)))
-            summary_rows.append([str(path), folder, exp.text, f"{exp.score:.6f}", f"{exp.model_score:.6f}"])
-            if word_maps is not None:
-                te = word_maps[k]
-                imp = te.importance("sum")
-                rows = [[te.text, i, w.text, f"{s:.6f}"] for i, (w, s) in enumerate(zip(te.words, imp))]
-                atomic_write(img_dir / f"{name}_words.csv", lambda p: _write_csv(
-                    p, ["text", "word_index", "word", "score"], rows))
-                fig = word_importance_figure([w.text for w in te.words], imp, title=te.text)
-                atomic_write(img_dir / f"{name}_words.png", lambda p: fig.savefig(p, format="png", dpi=120))
-                import matplotlib.pyplot as plt
-                plt.close(fig)
-    atomic_write(out / "scores.csv", lambda p: _write_csv(
-        p, ["image", "folder", "text", "score", "model_score"], summary_rows))
-    (out / "failures.txt").unlink(missing_ok=True)  # never leave an earlier run's failures beside this run's output
+        written: list[Path] = []
+        try:
+            rows = _write_image_outputs(out, folder, path, image, maps, word_maps, text_names, written)
+        except OSError as err:  # disk full, the folder taken away...: this image's files go, the run goes on
+            for done in written:
+                done.unlink(missing_ok=True)
+            if (out / folder).is_dir() and not any((out / folder).iterdir()):
+                (out / folder).rmdir()
+            failures.append((path, f"could not write its outputs in {out / folder} ({err.strerror or err})"))
+            tqdm.write(f"skipped {path}: {failures[-1][1]}", file=sys.stderr)
+            continue
+        summary_rows.extend(rows)
+    try:
+        atomic_write(out / "scores.csv", lambda p: _write_csv(
+            p, ["image", "folder", "text", "score", "model_score", "overlay_png", "map_npz", "words_csv"],
+            summary_rows))
+        if failures:
+            atomic_write(out / "failures.txt", lambda p: p.write_text("".join(f"{a}\t{b}\n" for a, b in failures)))
+    except OSError as err:
+        print(f"error: could not write the summary in {out} ({err.strerror or err})", file=sys.stderr)
+        return EXIT_ALL_FAILED
     if failures:
-        atomic_write(out / "failures.txt", lambda p: p.write_text("".join(f"{a}\t{b}\n" for a, b in failures)))
         print(f"{len(failures)} of {len(paths)} images skipped (listed in {out / 'failures.txt'})", file=sys.stderr)
     print(f"wrote explanations of {len(paths) - len(failures)} images x {len(texts)} texts to {out}")
-    return 1 if len(failures) == len(paths) else 0
+    if not failures:
+        return EXIT_OK
+    return EXIT_ALL_FAILED if len(failures) == len(paths) else EXIT_SOME_FAILED
+
+
+def _write_image_outputs(out: Path, folder: str, path: Path, image, maps, word_maps, text_names: list[str],
+                         written: list[Path]) -> list[list[str]]:
+    """Write one image's files (each atomically; ``written`` collects them as they are done) and return its rows of
+    scores.csv, each naming its own files relative to ``out``."""
+    from .render import overlay, word_importance_figure
+
+    rows = []
+    for k, (exp, name) in enumerate(zip(maps, text_names)):
+        png, npz = f"{folder}/{name}.png", f"{folder}/{name}.npz"
+        written.append(atomic_write(out / png, lambda p: overlay(image, exp.heatmap).save(p, format="PNG")))
+        written.append(atomic_write(out / npz, lambda p: np.savez_compressed(
+            p, grid=exp.grid, heatmap=exp.heatmap.astype(np.float16), score=exp.score,
+            model_score=exp.model_score, text=exp.text, image=str(path),
+            box=np.asarray(exp.registration.box), image_size=np.asarray(exp.registration.image_size))))
+        words_csv = ""
+        if word_maps is not None:
+            te = word_maps[k]
+            imp = te.importance("sum")
+            word_rows = [[te.text, i, w.text, f"{s:.6f}"] for i, (w, s) in enumerate(zip(te.words, imp))]
+            words_csv = f"{folder}/{name}.words.csv"
+            written.append(atomic_write(out / words_csv, lambda p: _write_csv(
+                p, ["text", "word_index", "word", "score"], word_rows)))
+            fig = word_importance_figure([w.text for w in te.words], imp, title=te.text)
+            try:
+                written.append(atomic_write(out / folder / f"{name}.words.png",
+                                            lambda p: fig.savefig(p, format="png", dpi=120)))
+            finally:
+                import matplotlib.pyplot as plt
+                plt.close(fig)
+        rows.append([str(path), folder, exp.text, f"{exp.score:.6f}", f"{exp.model_score:.6f}", png, npz, words_csv])
+    return rows
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
@@ -132,9 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--text-maps", action="store_true", help="also write word importances (CSV and figure)")
     ex.add_argument("--heads", choices=["single", "multi"], default="single")
     ex.add_argument("--spatial", choices=["loosened", "softmax", "none"], default="loosened")
-    ex.add_argument("--image-layers", type=int, default=1)
-    ex.add_argument("--text-layers", type=int, default=8)
-    ex.add_argument("--device", default="cpu")
+    ex.add_argument("--image-layers", type=count(1), default=1,
+                    help="last image layers aggregated (more than the model has: all, with a warning)")
+    ex.add_argument("--text-layers", type=count(1), default=8,
+                    help="last text layers aggregated (more than the model has: all, with a warning)")
+    ex.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     ex.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32")
     ex.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     ex.set_defaults(func=explain_command)
@@ -150,8 +237,15 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "pretrained", None) in ("none", "None", ""):
         args.pretrained = None
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    warnings.simplefilter("default")
-    return args.func(args)
+    with warnings.catch_warnings():  # restores the caller's warning settings (tests call main in-process)
+        warnings.simplefilter("default")
+        warnings.showwarning = _warning_line
+        return args.func(args)
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning on the command line: one line, like the errors (not the source location and line of code)."""
+    print(f"warning: {message}", file=sys.stderr if file is None else file)
 
 
 if __name__ == "__main__":  # pragma: no cover

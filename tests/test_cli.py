@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from gradeclip import render
-from gradeclip.cli import main, slug
+from gradeclip.cli import image_folder_names, main, slug, text_file_names
 from gradeclip.explainer import GradECLIP
 from gradeclip.models import load_clip
 from tests.conftest import random_image
@@ -57,7 +57,7 @@ def _expected_blend(image: Image.Image, heatmap: np.ndarray) -> np.ndarray:
 
 def test_folder_with_a_corrupt_image(model, images, tmp_path, capsys):
     out = tmp_path / "out"
-    assert _run(model, images, out, "--text-maps") == 0
+    assert _run(model, images, out, "--text-maps") == 3  # some images failed, the others were written
     captured = capsys.readouterr()
     assert "broken.png" in captured.err and "skipped" in captured.err
     failures = (out / "failures.txt").read_text().splitlines()
@@ -74,7 +74,7 @@ def test_folder_with_a_corrupt_image(model, images, tmp_path, capsys):
         words = ex.explain_texts(TEXTS, image)
         for text, ref, te in zip(TEXTS, reference, words):
             base = out / stem / slug(text)
-            expected_files |= {f"{stem}/{slug(text)}{s}" for s in (".png", ".npz", "_words.csv", "_words.png")}
+            expected_files |= {f"{stem}/{slug(text)}{s}" for s in (".png", ".npz", ".words.csv", ".words.png")}
             # overlay: same size as the image, colours = 0.5 * jet(heat map) + 0.5 * image
             with Image.open(f"{base}.png") as png:
                 assert png.format == "PNG" and png.size == (w, h) and png.mode == "RGB"
@@ -90,7 +90,7 @@ def test_folder_with_a_corrupt_image(model, images, tmp_path, capsys):
                 assert float(z["model_score"]) == pytest.approx(ref.model_score, abs=1e-6)
                 assert str(z["text"]) == text
             # words CSV: one row per word, importances summing to 1
-            with open(f"{base}_words.csv", newline="", encoding="utf-8") as f:
+            with open(f"{base}.words.csv", newline="", encoding="utf-8") as f:
                 rows = list(csv.DictReader(f))
             assert list(rows[0].keys()) == ["text", "word_index", "word", "score"]
             assert [r["word"] for r in rows] == [wd.text for wd in te.words]
@@ -99,7 +99,7 @@ def test_folder_with_a_corrupt_image(model, images, tmp_path, capsys):
             scores = np.array([float(r["score"]) for r in rows])
             assert scores.sum() == pytest.approx(1.0, abs=1e-5 * len(rows))
             np.testing.assert_allclose(scores, te.importance("sum"), atol=1e-6)
-            with Image.open(f"{base}_words.png") as fig:
+            with Image.open(f"{base}.words.png") as fig:
                 assert fig.format == "PNG" and fig.size[0] > 100
     # summary
     with open(out / "scores.csv", newline="") as f:
@@ -122,7 +122,7 @@ def test_list_file_input(model, images, tmp_path, capsys):
             with Image.open(out / Path(name).stem / f"{slug(text)}.png") as png:
                 assert png.size == (w, h)
             assert (out / Path(name).stem / f"{slug(text)}.npz").is_file()
-            assert not (out / Path(name).stem / f"{slug(text)}_words.csv").exists()  # no --text-maps
+            assert not (out / Path(name).stem / f"{slug(text)}.words.csv").exists()  # no --text-maps
     assert not (out / "failures.txt").exists()
     assert not [p for p in out.rglob(".*")]
 
@@ -147,6 +147,95 @@ def test_only_bad_images_exit_1_and_bad_model_exit_2(model, images, tmp_path, ca
                  "--pretrained", "none", "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and "unknown architecture" in err and "Traceback" not in err
+
+
+def test_no_two_inputs_share_an_output_path(model, tmp_path, capsys):
+    """Images whose stems collide (a.png, a.jpg, and a-2.png, the name a numbering scheme would give the second a),
+    and texts whose slugs collide ("a red cube", "a red cube!", "00 a red cube": the name an index prefix would give
+    the first), each get their own files, and each row of scores.csv points at the files of its own pair."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    sizes = {"a.png": (40, 30), "a.jpg": (36, 44), "a-2.png": (50, 20), "scores.csv.png": (30, 30)}
+    for i, (name, size) in enumerate(sizes.items()):
+        random_image(*size, seed=40 + i).save(folder / name)
+    texts = ["a red cube", "a red cube!", "00 a red cube", "A red cube"]
+    out = tmp_path / "out"
+    name, checkpoint = model
+    assert main(["explain", str(folder), *[a for t in texts for a in ("--text", t)], "--out", str(out),
+                 "--model", name, "--pretrained", str(checkpoint), "--quiet", "--text-maps"]) == 0
+    with open(out / "scores.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(sizes) * len(texts)
+    assert {(r["image"], r["text"]) for r in rows} == {(str(folder / n), t) for n in sizes for t in texts}
+    paths = [r[column] for r in rows for column in ("overlay_png", "map_npz", "words_csv")]
+    assert len(set(paths)) == len(paths)  # no two pairs share a file
+    assert len({r["folder"] for r in rows}) == len(sizes) and "scores.csv" not in {r["folder"] for r in rows}
+    written = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    assert written == set(paths) | {f"{Path(p).with_suffix('')}.png" for p in paths if p.endswith(".words.csv")} \
+        | {"scores.csv"}
+    for r in rows:  # each row's files hold its own image and text
+        with np.load(out / r["map_npz"]) as z:
+            assert str(z["text"]) == r["text"] and str(z["image"]) == r["image"]
+            assert float(z["score"]) == pytest.approx(float(r["score"]), abs=1e-6)
+            assert tuple(z["image_size"]) == sizes[Path(r["image"]).name]
+        with Image.open(out / r["overlay_png"]) as png:
+            assert png.size == sizes[Path(r["image"]).name]
+        with open(out / r["words_csv"], newline="", encoding="utf-8") as f:
+            assert {w["text"] for w in csv.DictReader(f)} == {r["text"]}
+
+
+def test_output_names_are_unique_and_deterministic():
+    cases = [["a.png", "a.jpg", "a-2.png"], ["x/a.png", "y/a.png", "a_png.gif"], ["A.png", "a.jpg"],
+             ["scores.csv.png", "failures.txt.jpg", "b.png"], ["..png", "image.png", "a.b.png", "a.b.jpg"]]
+    for names in cases:
+        folders = image_folder_names([Path(n) for n in names])
+        assert len({f.casefold() for f in folders}) == len(folders), folders
+        assert not {f.casefold() for f in folders} & {"scores.csv", "failures.txt", ".", ".."}
+        assert folders == image_folder_names([Path(n) for n in names])
+    assert image_folder_names([Path("x/a.png"), Path("b.jpg")]) == ["a", "b"]  # a stem no other input has
+    assert image_folder_names([Path(n) for n in ["a.png", "a.jpg", "a-2.png"]]) == ["a_png", "a_jpg", "a-2"]
+    texts = ["a red cube", "a red cube!", "00 a red cube", "A red cube", "a dog", "x" * 60, "x" * 61]
+    names = text_file_names(texts)
+    assert len(set(names)) == len(names)
+    assert names[4] == "a_dog"  # a slug no other text has stays plain
+    assert names[0] != names[1] and names[0].startswith("a_red_cube-")
+    assert text_file_names(list(reversed(texts))) == list(reversed(names))  # a text's name does not depend on order
+    # no name is another's word-importance file
+    files = {f"{n}{suffix}" for n in names for suffix in (".png", ".npz", ".words.csv", ".words.png")}
+    assert len(files) == 4 * len(names)
+
+
+def test_repeated_inputs_are_explained_once_with_a_warning(model, images, tmp_path, capsys):
+    listing = tmp_path / "list.txt"
+    listing.write_text("images/landscape.png\nimages/landscape.png\n")
+    name, checkpoint = model
+    out = tmp_path / "out-rep"
+    assert main(["explain", str(listing), "--text", "a dog", "--text", "a dog", "--out", str(out), "--model", name,
+                 "--pretrained", str(checkpoint), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "--text 'a dog' given more than once" in err and "landscape.png' given more than once" in err
+    with open(out / "scores.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 1
+
+
+def test_an_earlier_runs_summary_is_removed_before_a_run(model, images, tmp_path, monkeypatch):
+    """A run that is killed must not leave an earlier run's scores.csv vouching for its half-written folder."""
+    out = tmp_path / "out-stale"
+    out.mkdir()
+    (out / "scores.csv").write_text("image,folder,text,score,model_score\nold.png,old,a dog,0.1,0.1\n")
+    (out / "failures.txt").write_text("old.png\tgone\n")
+    seen = []
+
+    def killed(*args, **kwargs):  # the first image's explanation: the run is under way
+        seen.append([(out / name).exists() for name in ("scores.csv", "failures.txt")])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(GradECLIP, "__call__", killed)
+    name, checkpoint = model
+    with pytest.raises(KeyboardInterrupt):
+        main(["explain", str(images / "landscape.png"), "--text", "a dog", "--out", str(out), "--model", name,
+              "--pretrained", str(checkpoint), "--quiet"])
+    assert seen == [[False, False]] and not (out / "scores.csv").exists()
 
 
 def test_overlay_matches_an_independent_blend_across_row_blocks():

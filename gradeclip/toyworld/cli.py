@@ -8,6 +8,8 @@ import json
 import logging
 import sys
 
+from gradeclip.cli_checks import OutputError, count, positive_number, writable_file, writable_folder
+
 # The toy CLIP's open_clip architecture name (= gradeclip.toyworld.train.MODEL_NAME, tested); spelled out here so
 # that building the parser does not import torch.
 MODEL_NAME = "gradeclip-toy-ViT"
@@ -21,9 +23,15 @@ def generate_command(args: argparse.Namespace) -> int:
     from gradeclip.toyworld.dataset import write_dataset
     from gradeclip.toyworld.layout import ToyWorldConfig
 
-    config = ToyWorldConfig(image_size=args.image_size, min_objects=args.min_objects, max_objects=args.max_objects)
-    path = write_dataset(args.out, n_scenes=args.n, seed=args.seed, split=args.split, config=config,
-                         start_index=args.start_index)
+    try:
+        config = ToyWorldConfig(image_size=args.image_size, min_objects=args.min_objects,
+                                max_objects=args.max_objects)
+        writable_folder(args.out)
+        path = write_dataset(args.out, n_scenes=args.n, seed=args.seed, split=args.split, config=config,
+                             start_index=args.start_index)
+    except (ValueError, RuntimeError) as err:  # config values, output folder, a layout that cannot be placed
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"wrote {args.n} scenes to {args.out} ({path})")
     return 0
 
@@ -44,6 +52,11 @@ def train_command(args: argparse.Namespace) -> int:
     if args.minutes is None and args.steps is None:
         print("error: give --minutes and/or --steps", file=sys.stderr)
         return 2
+    try:
+        writable_file(args.out)  # before the run, not after it
+    except OutputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     logging.getLogger("gradeclip").setLevel(logging.INFO)
     try:
         recipe = TrainRecipe(model_name=_model_name(args))
@@ -62,8 +75,11 @@ def evaluate_command(args: argparse.Namespace) -> int:
     from gradeclip.toyworld.evaluate import evaluate_clip, write_json, zero_shot_reference
 
     try:
+        writable_file(args.out)
+        if args.reference:
+            writable_file(args.reference, "--reference")
         clip = load_clip(_model_name(args), args.checkpoint)
-    except ModelLoadError as err:
+    except (OutputError, ModelLoadError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     try:
@@ -118,6 +134,7 @@ def benchmark_command(args: argparse.Namespace) -> int:
     from gradeclip.toyworld.evaluate import benchmark_explanations, write_json
 
     try:
+        writable_file(args.out)
         explain = _import_method(args.method)
         clip = load_clip(_model_name(args), args.checkpoint)
     except (ValueError, ModelLoadError) as err:
@@ -152,22 +169,22 @@ def add_toyworld_commands(subparsers) -> argparse.ArgumentParser:
 
     gen = commands.add_parser("generate", help="render toy scenes with masks and a CLEVR scenes JSON")
     gen.add_argument("--out", required=True, help="output folder (CLEVR layout)")
-    gen.add_argument("--n", type=int, required=True, help="number of scenes")
-    gen.add_argument("--seed", type=int, required=True)
+    gen.add_argument("--n", type=count(0), required=True, help="number of scenes")
+    gen.add_argument("--seed", type=count(0), required=True)
     gen.add_argument("--split", default="train")
-    gen.add_argument("--image-size", type=int, default=128)
-    gen.add_argument("--min-objects", type=int, default=1)
-    gen.add_argument("--max-objects", type=int, default=5)
-    gen.add_argument("--start-index", type=int, default=0)
+    gen.add_argument("--image-size", type=count(32), default=128)
+    gen.add_argument("--min-objects", type=count(1), default=1)
+    gen.add_argument("--max-objects", type=count(1), default=5)
+    gen.add_argument("--start-index", type=count(0), default=0)
     gen.set_defaults(func=generate_command)
 
     tr = commands.add_parser("train", help="train the toy CLIP on the CPU")
     tr.add_argument("--out", required=True, help="checkpoint file to write (.pt)")
-    tr.add_argument("--minutes", type=float,
+    tr.add_argument("--minutes", type=positive_number,
                     help="wall-clock budget (the steps that fit are measured early on: keep the machine idle)")
-    tr.add_argument("--steps", type=int, help="number of steps (reproduces a --minutes run exactly)")
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--threads", type=int, default=2)
+    tr.add_argument("--steps", type=count(1), help="number of steps (reproduces a --minutes run exactly)")
+    tr.add_argument("--seed", type=count(0), default=0)
+    tr.add_argument("--threads", type=count(1), default=2)
     tr.add_argument("--model-config", metavar="JSON",
                     help="train this open_clip model config (e.g. a copy of gradeclip/model_configs/"
                          f"{MODEL_NAME}.json with one field changed) instead of the toy CLIP; the model is named "
@@ -181,13 +198,13 @@ def add_toyworld_commands(subparsers) -> argparse.ArgumentParser:
     ev.add_argument("--model-config", metavar="JSON",
                     help="the checkpoint's open_clip model config file (what `train --model-config` trained); "
                          "replaces --model")
-    ev.add_argument("--n-scenes", type=int, default=1000)
+    ev.add_argument("--n-scenes", type=count(1), default=1000)
     ev.add_argument("--reference", help="also write the zero-shot predictions on 12 held-out scenes that the tests "
                                         "reproduce (data/toy_clip/zero_shot_reference.json)")
-    ev.add_argument("--threads", type=int, default=2)
+    ev.add_argument("--threads", type=count(1), default=2)
     ev.add_argument("--spatial", default="loosened", choices=("loosened", "softmax", "none"),
                     help="Grad-ECLIP's spatial weight: the paper's loosened attention, or an ablation")
-    ev.add_argument("--image-layers", type=int, default=1,
+    ev.add_argument("--image-layers", type=count(1), default=1,
                     help="sum Grad-ECLIP's maps over this many last image blocks (1: the paper; more: an ablation)")
     ev.add_argument("--split", default="test", choices=SPLITS,
                     help="held-out scenes to use: test (the model card's numbers) or validation (for comparing "
@@ -204,9 +221,9 @@ def add_toyworld_commands(subparsers) -> argparse.ArgumentParser:
     bench.add_argument("--model", default=MODEL_NAME, help="open_clip architecture of the checkpoint")
     bench.add_argument("--model-config", metavar="JSON",
                        help="the checkpoint's open_clip model config file (as for evaluate); replaces --model")
-    bench.add_argument("--n-scenes", type=int, default=1000)
-    bench.add_argument("--batch-size", type=int, default=32)
-    bench.add_argument("--threads", type=int, default=2)
+    bench.add_argument("--n-scenes", type=count(1), default=1000)
+    bench.add_argument("--batch-size", type=count(1), default=32)
+    bench.add_argument("--threads", type=count(1), default=2)
     bench.add_argument("--split", default="test", choices=SPLITS)
     bench.set_defaults(func=benchmark_command)
     return group

@@ -462,7 +462,7 @@ def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATI
     areas = [s.scene.object_masks()[s.object_index].mean() for s in samples]
 
     out = {"n_scenes": len(samples), "seed": seed, "objects_per_scene": list(LOCALISATION_OBJECTS),
-           "spatial": spatial, "image_layers": image_layers,
+           "spatial": spatial, "image_layers": explainers[heads[0]].image_layers,  # the number used
            "text_template": LOCALISATION_TEMPLATE.format("{color} {shape}"),
            "image_size": model_input_size(clip), "mean_named_object_area_fraction": float(np.mean(areas)),
            "object_removal": object_removal(clip, samples, pixels, text_embeddings)}
