@@ -53,10 +53,11 @@ def image_list(images) -> list:
     return list(images)
 
 
-def layer_count(option: str, value, depth: int, tower: str) -> int:
+def layer_count(option: str, value, depth: int, tower: str) -> tuple[int, Optional[str]]:
     """The number of last layers to explain, checked: a whole number >= 1 (``TypeError`` / ``ValueError`` naming
-    the option otherwise). More than the tower has means all of them, with a warning naming its depth: the paper's
-    8 text layers then explain a shallower text tower entirely, and images and texts follow the same rule."""
+    the option otherwise). More than the tower has means all of them, and a warning naming its depth (returned, for
+    the explainer to give when it first uses that tower): the paper's 8 text layers then explain a shallower text
+    tower entirely, and images and texts follow the same rule."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{option} must be a whole number of layers (int >= 1); got {value!r} "
                         f"({type(value).__name__})")
@@ -64,10 +65,8 @@ def layer_count(option: str, value, depth: int, tower: str) -> int:
         raise ValueError(f"{option} must be at least 1 (the number of last layers explained); got {value}")
     if value > depth:
         layers = f"{depth} layer{'s' if depth > 1 else ''}"
-        warnings.warn(f"{option}={value} is more than the {tower}'s depth ({layers}): explaining all {depth}",
-                      UserWarning, stacklevel=3)
-        return depth
-    return int(value)
+        return depth, f"{option}={value} is more than the {tower}'s depth ({layers}): explaining all {depth}"
+    return int(value), None
 
 
 @dataclass
@@ -136,8 +135,9 @@ class GradECLIP:
     >>> words = explainer.explain_text("a dog with a frisbee", "dog.jpg")
 
     Options (defaults follow the paper and the official code):
-    image_layers=1 / text_layers=8: how many last layers are aggregated (a whole number >= 1; more than a tower has
-    means all of its layers, with a warning naming its depth; the attribute holds the number used); heads="single"
+    image_layers=1 / text_layers=8: how many last layers are aggregated (a whole number >= 1, checked here; more than
+    a tower has means all of its layers, with a warning naming its depth when that tower is first explained; the
+    attributes hold the numbers used); heads="single"
     recomputes the explained
     attention with one head over all channels, "multi" keeps the model's heads; spatial="loosened" (min-max
     cos(q, k)), "softmax" (the attention row) or "none"; keep_aspect=False uses the model's preprocessing (resize +
@@ -157,9 +157,14 @@ class GradECLIP:
         self.preprocessing: Preprocessing = clip.preprocessing
         self.image_tower = ImageTower(self.model.visual)
         self.text_tower = TextTower(self.model)
-        self.image_layers = layer_count("image_layers", image_layers, len(self.image_tower.layers),
-                                        "ResNet image tower" if self.image_tower.kind == "resnet" else "image tower")
-        self.text_layers = layer_count("text_layers", text_layers, len(self.text_tower.layers), "text tower")
+        self.image_layers, image_note = layer_count(
+            "image_layers", image_layers, len(self.image_tower.layers),
+            "ResNet image tower" if self.image_tower.kind == "resnet" else "image tower")
+        self.text_layers, text_note = layer_count("text_layers", text_layers, len(self.text_tower.layers),
+                                                  "text tower")
+        # given once, when that tower is first explained: the paper's default text_layers=8 on a shallower text
+        # tower is no news to someone who explains images only
+        self._depth_notes = {"image": image_note, "text": text_note}
         self.heads, self.spatial = heads, spatial
         self.keep_aspect, self.max_short_side, self.max_tokens = keep_aspect, max_short_side, max_tokens
 
@@ -229,6 +234,7 @@ class GradECLIP:
 
     def explain_pixels(self, pixels: torch.Tensor, text_embeddings: torch.Tensor) -> method.ImageMaps:
         """Low level: maps (N, K, h, w) of preprocessed pixels (N, 3, H, W) against text embeddings (K, E)."""
+        self._note_depth("image")
         return method.explain_image_tensor(self.image_tower, pixels.to(self.device), text_embeddings.to(self.device),
                                            layers=self.image_layers, heads=self.heads, spatial=self.spatial)
 
@@ -255,11 +261,18 @@ class GradECLIP:
     def align(self, text: str) -> AlignedText:
         return align(self.tokenizer, text, self.text_tower.context_length)
 
+    def _note_depth(self, tower: str) -> None:
+        note = self._depth_notes.get(tower)
+        if note:
+            self._depth_notes[tower] = None
+            warnings.warn(note, UserWarning, stacklevel=4)
+
     def _explain_aligned(self, aligned: list[AlignedText], image_embeddings: torch.Tensor) -> list[TextExplanation]:
         ctx = self.text_tower.context_length
         ids = torch.zeros(len(aligned), ctx, dtype=torch.long)
         for i, a in enumerate(aligned):
             ids[i, :len(a.token_ids)] = torch.tensor(a.token_ids)
+        self._note_depth("text")
         out = method.explain_text_tensor(self.text_tower, ids.to(self.device), image_embeddings.to(self.device),
                                          layers=self.text_layers, heads=self.heads, spatial=self.spatial)
         results = []

@@ -137,10 +137,11 @@ CASES = {
     "text_layers=0": Case(lambda ex, f: GradECLIP(ex.clip, text_layers=0), ValueError, r"text_layers must be at least 1"),
     "text_layers='1'": Case(lambda ex, f: GradECLIP(ex.clip, text_layers="1"), TypeError, r"text_layers must be a whole"),
     "text_layers=1.5": Case(lambda ex, f: GradECLIP(ex.clip, text_layers=1.5), TypeError, r"text_layers must be a whole"),
-    "image_layers beyond the depth": Case(lambda ex, f: GradECLIP(ex.clip, image_layers=100), UserWarning,
-                                          r"image_layers=100 is more than the image tower's depth \(2 layers\)"),
-    "text_layers beyond the depth": Case(lambda ex, f: GradECLIP(ex.clip, text_layers=100), UserWarning,
-                                         r"text_layers=100 is more than the text tower's depth \(3 layers\)"),
+    "image_layers beyond the depth": Case(lambda ex, f: GradECLIP(ex.clip, image_layers=100)(f["img"], "x"),
+                                          UserWarning, r"image_layers=100 is more than the image tower's depth "
+                                                       r"\(2 layers\): explaining all 2"),
+    "text_layers beyond the depth": Case(lambda ex, f: GradECLIP(ex.clip, text_layers=100).explain_text("x", f["img"]),
+                                         UserWarning, r"text_layers=100 is more than the text tower's depth \(3 layers\)"),
     # --- Python API: texts
     "empty text for a map": Case(lambda ex, f: ex(f["img"], [""]), EmptyTextError, r"text '' is empty"),
     "no texts": Case(lambda ex, f: ex.explain_texts([], f["img"]), ValueError, r"no texts given"),

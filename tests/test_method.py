@@ -2,6 +2,8 @@
 detached leaves, no batching tricks), finite differences, and the model's own forward."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -226,18 +228,26 @@ def test_more_layers_than_a_tower_has_means_all_of_them_with_a_warning(kind, vit
     clip = vit if kind == "vit" else resnet
     img, texts = random_image(40, 30, seed=3), ["a red cube", "a dog"]
     image_depth = 2 if kind == "vit" else 1  # tiny ViT: 2 blocks; ResNet: its attention pool
-    with pytest.warns(UserWarning, match=rf"image_layers=5 is more than the {'ResNet ' if kind == 'resnet' else ''}"
-                                         rf"image tower's depth \({image_depth} layers?\): explaining all"):
-        deep = GradECLIP(clip, image_layers=5, text_layers=3)
+    deep = GradECLIP(clip, image_layers=5, text_layers=3)
     assert deep.image_layers == image_depth
     exact = GradECLIP(clip, image_layers=image_depth, text_layers=3)
-    for a, b in zip(deep(img, texts), exact(img, texts)):
+    with pytest.warns(UserWarning, match=rf"image_layers=5 is more than the {'ResNet ' if kind == 'resnet' else ''}"
+                                         rf"image tower's depth \({image_depth} layers?\): explaining all"):
+        deep_maps = deep(img, texts)
+    for a, b in zip(deep_maps, exact(img, texts)):
         np.testing.assert_array_equal(a.grid, b.grid)
-    with pytest.warns(UserWarning, match=r"text_layers=100 is more than the text tower's depth \(3 layers\)"):
-        deep_text = GradECLIP(clip, text_layers=100)
+    deep_text = GradECLIP(clip, text_layers=100)
     assert deep_text.text_layers == 3
-    for a, b in zip(deep_text.explain_texts(texts, img), exact.explain_texts(texts, img)):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        deep_text(img, texts)  # images only: the text tower's depth is no news yet
+    with pytest.warns(UserWarning, match=r"text_layers=100 is more than the text tower's depth \(3 layers\)"):
+        deep_words = deep_text.explain_texts(texts, img)
+    for a, b in zip(deep_words, exact.explain_texts(texts, img)):
         np.testing.assert_array_equal(a.token_scores, b.token_scores)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        deep_text.explain_texts(texts, img)  # once per explainer
     assert GradECLIP(clip, text_layers=2).explain_text(texts[0], img).token_scores.tolist() != \
         exact.explain_text(texts[0], img).token_scores.tolist()  # the count matters: the test can fail
 
