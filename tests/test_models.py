@@ -143,3 +143,21 @@ def test_half_precision_on_cpu_is_refused(precision):
     assert time.monotonic() - start < 5  # refused before building anything
     with pytest.raises(ModelLoadError, match="precision must be one of"):
         load_clip("ViT-B-16", None, precision="fp8")
+
+
+def test_devices_are_checked_against_what_torch_sees(monkeypatch):
+    """`--device cuda` without a GPU, an index beyond the GPUs there are, or a misspelt device: one ModelLoadError
+    naming it before anything is loaded; devices that exist pass (a one-GPU machine simulated here)."""
+    from gradeclip.models import checked_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ModelLoadError, match="device cuda: torch sees no CUDA GPU .*use --device cpu"):
+        checked_device("cuda")
+    with pytest.raises(ModelLoadError, match="'gpu0' is not a torch device"):
+        checked_device("gpu0")
+    assert checked_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert checked_device("cuda") == torch.device("cuda") and checked_device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(ModelLoadError, match=r"device cuda:1: torch sees 1 CUDA GPU here \(cuda:0\)"):
+        checked_device("cuda:1")
