@@ -289,6 +289,29 @@ def test_confidence_intervals():
         assert ev.wilson_interval(successes, n) == pytest.approx(proportion_confint(successes, n, method="wilson"))
 
 
+@pytest.mark.parametrize("split", ["test", "validation"])
+def test_named_object_is_drawn_independently_of_the_scene(split):
+    """The named object of a localisation scene is uniform over the objects that "a {colour} {shape}" names uniquely,
+    whatever the scene: drawn from the scene's own generator again, it repeated the draw that set the object count,
+    so every two-object scene named object 0 and the choice was a function of the count."""
+    from scipy.stats import binomtest, chisquare
+
+    from gradeclip.toyworld.captions import unique_referring_expressions
+
+    samples = ev.localisation_samples(1000, 96, ev.SPLIT_SEEDS[split][1])
+    two = [s.object_index for s in samples if len(s.scene.objects) == 2]
+    assert len(two) > 250 and 0 < sum(two) < len(two)
+    assert binomtest(sum(two), len(two)).pvalue > 1e-3  # object 1 about as often as object 0
+    ranks: dict[int, list[int]] = {}
+    for s in samples:
+        candidates = [e.object_index for e in unique_referring_expressions(s.scene.record, ("color+shape",))]
+        ranks.setdefault(len(candidates), []).append(candidates.index(s.object_index))
+    for k, chosen in ranks.items():
+        if k > 1:  # each candidate about equally often, for every number of candidates
+            counts = np.bincount(chosen, minlength=k)
+            assert chisquare(counts).pvalue > 1e-3, (k, counts)
+
+
 def test_localisation_metrics_on_a_few_scenes(toy_clip):
     metrics = ev.localisation_metrics(toy_clip, n_scenes=6)
     samples = ev.localisation_samples(6, ev.model_input_size(toy_clip))
@@ -424,9 +447,13 @@ def test_cli_evaluate_and_generate(toy_clip, tmp_path):
     assert three["image_layers"] == 3 and metrics["localisation"]["image_layers"] == 1
     one = metrics["localisation"]
     assert three["single"]["grad_eclip"]["energy_share"] != one["single"]["grad_eclip"]["energy_share"]
+    # more blocks than the model has: all of them, with a warning naming the depth, and the number used recorded
     args = parser.parse_args(["toyworld", "evaluate", "--checkpoint", str(CHECKPOINT), "--out", str(tmp_path / "x"),
                               "--n-scenes", "4", "--image-layers", "4"])
-    assert args.func(args) == 2 and not (tmp_path / "x").exists()
+    with pytest.warns(UserWarning, match=r"image_layers=4 is more than the image tower's depth \(3 layers\)"):
+        assert args.func(args) == 0
+    four = json.loads((tmp_path / "x").read_text())["localisation"]
+    assert four["image_layers"] == 3 and four["single"] == three["single"]
     # the validation split draws other scenes (the --split choices are checked in test_cli.py)
     args = parser.parse_args(["toyworld", "evaluate", "--checkpoint", str(CHECKPOINT), "--out", str(out),
                               "--n-scenes", "4", "--split", "validation"])

@@ -61,6 +61,10 @@ ZERO_SHOT_PROMPTS = {
 ZERO_SHOT_LABELS = {"color": list(COLORS), "shape": list(SHAPES), "size": list(SIZES)}
 LOCALISATION_TEMPLATE = "a {}"  # around the referring expression "red cube"
 LOCALISATION_OBJECTS = (2, 4)  # fewest and most objects in a localisation scene
+# The named object of localisation scene (seed, index) is drawn from a child of the scene's seed sequence (numpy's
+# spawn_key), a stream independent of the one that generated the scene: drawn from the scene's own generator again,
+# its first number repeated the draw that set the object count, and every two-object scene named object 0.
+NAMED_OBJECT_STREAM = 1
 TARGETS = {"zero_shot": {"color": 0.9, "shape": 0.8, "size": 0.8},
            "pointing": 0.65, "energy_share": 0.75, "margin_over_raw_attention": 0.15}
 HEADS = ("single", "multi")
@@ -243,9 +247,16 @@ class NamedObject:
     text: str
 
 
+def named_object_rng(seed: int, index: int) -> np.random.Generator:
+    """The generator that picks the named object of localisation scene ``index`` of ``seed``: a spawned child of the
+    scene's seed sequence (``scene_rng`` seeds the scene with ``[seed, index]``), so independent of the scene."""
+    return np.random.default_rng(np.random.SeedSequence([seed, index], spawn_key=(NAMED_OBJECT_STREAM,)))
+
+
 def localisation_samples(n_scenes: int, image_size: int, seed: int = LOCALISATION_SEED) -> list[NamedObject]:
     """Scenes 0, 1, ... of ``seed`` with 2-4 objects, each with one object named by colour and shape, chosen at
-    random (seeded per scene) among the objects that this names uniquely; scenes without one are skipped."""
+    random among the objects that this names uniquely (``named_object_rng``: seeded per scene, independent of the
+    scene's own generator); scenes without one are skipped."""
     config = ToyWorldConfig(image_size=image_size, min_objects=LOCALISATION_OBJECTS[0],
                              max_objects=LOCALISATION_OBJECTS[1])
     samples, index = [], 0
@@ -253,7 +264,7 @@ def localisation_samples(n_scenes: int, image_size: int, seed: int = LOCALISATIO
         scene = generate_scene(seed, index, "eval", config)
         expressions = unique_referring_expressions(scene.record, ("color+shape",))
         if expressions:
-            chosen = expressions[int(np.random.default_rng([seed, index]).integers(len(expressions)))]
+            chosen = expressions[int(named_object_rng(seed, index).integers(len(expressions)))]
             samples.append(NamedObject(scene, chosen.object_index, LOCALISATION_TEMPLATE.format(chosen.text)))
         index += 1
     return samples
