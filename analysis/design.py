@@ -55,6 +55,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gradeclip.datasets import (karpathy_image_path, load_coco_categories, load_karpathy, seeded_order,
+                                study_clevr_scenes, study_coco_images)
 from gradeclip.files import atomic_write, atomic_write_text
 
 from .addibility import DESIGN_COLUMNS as ADDIBILITY_COLUMNS
@@ -416,15 +418,6 @@ def toy_design(scenes_doc, dataset_dir: str | os.PathLike, max_images: int | Non
                         params={"dataset_dir": str(dataset_dir), "max_images": max_images})
 
 
-def sample_scenes(scenes: Sequence[Mapping], n: int | None, seed: int = 0) -> list[Mapping]:
-    """``n`` scenes drawn without replacement (seeded), returned in file order; all when ``n`` is None/≥ len."""
-    scenes = list(scenes)
-    if n is None or n >= len(scenes):
-        return scenes
-    pick = np.sort(np.random.default_rng(seed).choice(len(scenes), size=n, replace=False))
-    return [scenes[i] for i in pick]
-
-
 def clevr_design(scenes_doc, images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
                  n_images: int | None = 50, seed: int = 0, *, addibility: bool = False,
                  captions: bool = False) -> StudyDesign:
@@ -436,7 +429,7 @@ def clevr_design(scenes_doc, images_dir: str | os.PathLike, masks_dir: str | os.
     """
     from gradeclip.sam_masks import mask_path
 
-    scenes = sample_scenes(_scenes(scenes_doc), n_images, seed)
+    scenes = study_clevr_scenes(_scenes(scenes_doc), n_images, seed)
     return scene_design(scenes, lambda s: Path(images_dir) / s["split"] / s["image_filename"],
                         lambda s: mask_path(masks_dir, s["image_filename"]), seed=seed, attributes=True,
                         addibility=addibility, captions=captions, source="clevr",
@@ -626,77 +619,6 @@ def _image_words(captions: Sequence[Sequence[str]], classes: WordClasses) -> set
     return words
 
 
-def load_karpathy(path: str | os.PathLike, split: str = "val", n_images: int | None = None) -> list[dict]:
-    """Images of one split of Karpathy's ``dataset_coco.json``, in file order (first ``n_images`` if given)."""
-    doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    images = [im for im in doc["images"] if im.get("split") == split]
-    if not images:
-        raise ValueError(f"{path}: no images in split {split!r}")
-    return images[:n_images] if n_images is not None else images
-
-
-def _top_level_items(text: str):
-    """``(key, value)`` of a JSON object's top level, decoding one value at a time; the value of a key whose
-    value is an array is yielded as an iterator over its elements (decoded one by one), so a 160 MB COCO
-    annotation file never exists as one big Python object."""
-    dec = json.JSONDecoder()
-    ws = re.compile(r"[ \t\n\r]*")
-    pos = ws.match(text, 0).end()
-    if text[pos:pos + 1] != "{":
-        raise ValueError("expected a JSON object at the top level")
-    pos = ws.match(text, pos + 1).end()
-    while text[pos:pos + 1] != "}":
-        key, pos = dec.raw_decode(text, pos)
-        pos = ws.match(text, pos).end()
-        if text[pos:pos + 1] != ":":
-            raise ValueError(f"expected ':' after key {key!r}")
-        pos = ws.match(text, pos + 1).end()
-        if text[pos:pos + 1] == "[":
-            items, pos = _array_items(text, pos, dec, ws)
-            yield key, items
-        else:
-            value, pos = dec.raw_decode(text, pos)
-            yield key, value
-        pos = ws.match(text, pos).end()
-        if text[pos:pos + 1] == ",":
-            pos = ws.match(text, pos + 1).end()
-
-
-def _array_items(text: str, pos: int, dec, ws):
-    """Decode the array starting at ``pos`` element by element; returns (list-like iterator, end position).
-    The elements are decoded eagerly but only their positions are kept, then decoded again lazily."""
-    starts = []
-    pos = ws.match(text, pos + 1).end()
-    while text[pos:pos + 1] != "]":
-        starts.append(pos)
-        _, pos = dec.raw_decode(text, pos)  # skip over it (the object is dropped at once)
-        pos = ws.match(text, pos).end()
-        if text[pos:pos + 1] == ",":
-            pos = ws.match(text, pos + 1).end()
-    return (dec.raw_decode(text, p)[0] for p in starts), pos + 1
-
-
-def load_coco_categories(instances_json: str | os.PathLike) -> dict[str, list[str]]:
-    """``str(image_id) → sorted category names`` with at least one instance, from a COCO instances JSON.
-
-    The file is parsed one annotation at a time (the official ``instances_val2014.json`` would take ~1.5 GB
-    as one Python object; this keeps about its size in text)."""
-    text = Path(instances_json).read_text(encoding="utf-8")
-    names: dict[int, str] = {}
-    pairs: list[tuple[int, int]] = []
-    for key, value in _top_level_items(text):
-        if key == "categories":
-            names = {c["id"]: c["name"] for c in value}
-        elif key == "annotations":
-            pairs = [(a["image_id"], a["category_id"]) for a in value]
-    if not names:
-        raise ValueError(f"{instances_json}: no 'categories'")
-    per_image: dict[str, set[str]] = defaultdict(set)
-    for image_id, category_id in pairs:
-        per_image[str(image_id)].add(names[category_id])
-    return {k: sorted(v) for k, v in per_image.items()}
-
-
 def coco_captions_table(images: Sequence[Mapping]) -> pd.DataFrame:
     """§V-C captions: ``caption_id`` (Karpathy ``sentid``, else ``<cocoid>_<k>``), ``image_id`` (cocoid),
     ``text`` (the raw caption with whitespace collapsed)."""
@@ -751,7 +673,7 @@ def select_coco_triplets(images: Sequence[Mapping], categories: Mapping[str, Seq
         return out
 
     ids = sorted(tok, key=lambda s: (len(s), s))
-    order = [ids[k] for k in np.random.default_rng(seed).permutation(len(ids))]
+    order = [ids[k] for k in seeded_order(len(ids), seed)]
     taken: set[str] = set()
     rows, notes = [], []
     for group in groups:
@@ -838,6 +760,58 @@ def read_triplet_manifest(path: str | os.PathLike, require_reviewed: bool = Fals
     return df
 
 
+def triplet_stamp_path(manifest: str | os.PathLike) -> Path:
+    """The stamp beside a triplet manifest (``coco_triplets.csv`` → ``coco_triplets.json``)."""
+    return Path(manifest).with_suffix(".json")
+
+
+def coco_triplet_manifest(karpathy_json: str | os.PathLike, instances_json: str | os.PathLike,
+                          out: str | os.PathLike, n_per_group: int = 30, seed: int = 0, *,
+                          n_images: int | None = None, split: str = "val",
+                          classes: WordClasses | None = None) -> tuple[pd.DataFrame, dict]:
+    """Select the §V-A triplets (:func:`select_coco_triplets`) from the study's COCO images
+    (:func:`gradeclip.datasets.study_coco_images`: ``n_images`` of the Karpathy ``split`` drawn with ``seed``) and
+    write them as a manifest (``out``, CSV) with a stamp beside it (:func:`triplet_stamp_path`): the SHA-256 of
+    both input files, the selection's arguments, its notes and row counts. Returns ``(table, stamp)``."""
+    from gradeclip.downloads import file_digest
+
+    images = study_coco_images(karpathy_json, n_images, seed, split)
+    with warnings.catch_warnings():  # a short group is recorded in the notes (and the stamp) instead
+        warnings.simplefilter("ignore", RuntimeWarning)
+        table, notes = select_coco_triplets(images, load_coco_categories(instances_json), n_per_group, seed,
+                                            classes)
+    stamp = {"inputs": {name: {"path": str(path), "sha256": file_digest(path, "sha256")}
+                        for name, path in (("karpathy_json", karpathy_json), ("instances_json", instances_json))},
+             "selection": {"function": "analysis.design.select_coco_triplets", "split": split,
+                           "n_images": len(images), "n_per_group": n_per_group, "seed": seed},
+             "rows": {str(g): int(n) for g, n in table.groupby("group").size().items()},
+             "notes": notes}
+    write_triplet_manifest(table, out)
+    atomic_write_text(triplet_stamp_path(out), json.dumps(stamp, indent=1) + "\n")
+    return table, stamp
+
+
+def triplet_stamp_notes(manifest: str | os.PathLike, karpathy_json: str | os.PathLike | None = None) -> list[str]:
+    """Design notes from the stamp beside a manifest (none when it has no stamp). With ``karpathy_json``, its
+    SHA-256 must be the one the triplets were selected from (else ``ValueError``)."""
+    path = triplet_stamp_path(manifest)
+    if not path.is_file():
+        return []
+    stamp = json.loads(path.read_text(encoding="utf-8"))
+    if karpathy_json is not None:
+        from gradeclip.downloads import file_digest
+
+        recorded = stamp["inputs"]["karpathy_json"]["sha256"]
+        if file_digest(karpathy_json, "sha256") != recorded:
+            raise ValueError(f"{manifest} was selected from a dataset_coco.json with SHA-256 {recorded}, not from "
+                             f"{karpathy_json}: select the triplets again")
+    sel = stamp["selection"]
+    inputs = ", ".join(f"{Path(v['path']).name} (SHA-256 {v['sha256'][:16]}…)" for v in stamp["inputs"].values())
+    return [f"§V-A triplets selected by {sel['function']} (seed {sel['seed']}, {sel['n_per_group']} per group, "
+            f"from {sel['n_images']} {sel['split']} images) from {inputs}; manifest {Path(manifest).name}.",
+            *stamp.get("notes", [])]
+
+
 def coco_design(karpathy_json: str | os.PathLike, instances_json: str | os.PathLike | None,
                 images_dir: str | os.PathLike, n_per_group: int = 30, seed: int = 0, *,
                 n_images: int | None = None, split: str = "val", manifest: str | os.PathLike | None = None,
@@ -845,14 +819,16 @@ def coco_design(karpathy_json: str | os.PathLike, instances_json: str | os.PathL
     """The paper's §V-A and §V-C design on COCO (Karpathy split).
 
     karpathy_json: Karpathy's ``dataset_coco.json``; the ``split`` images (val: 5,000 images, 25,010 captions)
-    give the §V-C captions (the first ``n_images`` only, if given).
+    give the §V-C captions (``n_images`` of them drawn with ``seed`` by
+    :func:`gradeclip.datasets.study_coco_images`, if given).
     instances_json: COCO ``instances_val2014.json`` (base nouns = annotated categories). Not needed when a
-    reviewed ``manifest`` is given: its triplets are used instead of selecting anew (and checked against the
-    captions: mismatched words must be absent from every caption of their image).
+    ``manifest`` is given (written by :func:`coco_triplet_manifest` or reviewed by hand): its triplets are used
+    instead of selecting anew (and checked against the captions: mismatched words must be absent from every
+    caption of their image); the notes of its stamp, if any, join the design's notes.
     images_dir: the folder holding Karpathy's ``filepath`` folders (``val2014/``); paths are
     ``images_dir / filepath / filename``.
     """
-    images = load_karpathy(karpathy_json, split, n_images)
+    images = study_coco_images(karpathy_json, n_images, seed, split)
     classes = classes or WordClasses()
     notes = []
     if manifest is not None:
@@ -860,6 +836,7 @@ def coco_design(karpathy_json: str | os.PathLike, instances_json: str | os.PathL
         problems = check_triplets(triplets, images, classes)
         if problems:
             raise ValueError(f"{manifest}: " + "; ".join(problems[:10]))
+        notes += triplet_stamp_notes(manifest, karpathy_json)
         notes.append(f"§V-A triplets read from the manifest {manifest} "
                      f"({int(triplets['reviewed'].sum())} of {len(triplets)} rows marked reviewed).")
     else:
@@ -867,8 +844,7 @@ def coco_design(karpathy_json: str | os.PathLike, instances_json: str | os.PathL
             raise ValueError("coco_design needs instances_json (or a reviewed manifest)")
         triplets, notes = select_coco_triplets(images, load_coco_categories(instances_json), n_per_group, seed,
                                                classes)
-    image_rows = [{"image_id": str(im["cocoid"]), "path": str(Path(images_dir) / im.get("filepath", "") /
-                                                              im["filename"]),
+    image_rows = [{"image_id": str(im["cocoid"]), "path": str(karpathy_image_path(images_dir, im)),
                    "mask_path": "", "n_objects": np.nan, "source": "coco"} for im in images]
     captions = coco_captions_table(images)
     return StudyDesign(pd.DataFrame(columns=list(ATTRIBUTE_COLUMNS)), triplets, captions,

@@ -180,14 +180,3 @@ def compute_relationships(objects: Sequence[Mapping], directions: Mapping,
             for i, obj in enumerate(objects)
         ]
     return result
-
-
-def sample_scenes(scenes: list, n: int, seed: int) -> list:
-    """A reproducible sample of ``n`` scenes (all of them if fewer), in their original order, so that every step
-    of the study (SAM masks, design, explanations) picks the same images from the same seed."""
-    import random
-
-    if n >= len(scenes):
-        return list(scenes)
-    chosen = sorted(random.Random(seed).sample(range(len(scenes)), n))
-    return [scenes[i] for i in chosen]

@@ -84,8 +84,11 @@ def _missing_checkpoint_message(checkpoint: Path, model_type: str) -> str:
         message += (
             f" Download {sam.url} (sha256 {sam.sha256}), e.g. with "
             f"gradeclip.downloads.fetch_resource('sam_vit_h', folder), or set "
-            f"`{sam.config_key}` in the workflow config to a pre-downloaded copy."
+            f"`{sam.config_key}` in the workflow config to a pre-downloaded copy, or "
+            f"`sam.checkpoint` to a checkpoint file."
         )
+    else:
+        message += f" Set `sam.checkpoint` in the workflow config to a {model_type} checkpoint file."
     return message
 
 
@@ -244,6 +247,25 @@ def masks_for_scenes(
         mask = masks_for_scene(predictor, image, scene)
         written.append(save_instance_mask(mask, mask_path(out_dir, scene["image_filename"])))
     return written
+
+
+def study_masks(
+    predictor: PointPromptPredictor,
+    clevr_root: PathLike,
+    out_dir: PathLike,
+    n_images: Optional[int],
+    seed: int,
+) -> list[Mapping]:
+    """Masks of the study's CLEVR scenes: the ``n_images`` scenes that
+    ``gradeclip.datasets.study_clevr_scenes`` picks with ``seed`` from the CLEVR v1.0
+    folder ``clevr_root`` (the attribute design picks with the same function), one PNG
+    each in ``out_dir``. Returns those scenes."""
+    from gradeclip.datasets import CLEVR_IMAGES, CLEVR_SCENES, CLEVR_SPLIT, study_clevr_scenes
+
+    clevr_root = Path(clevr_root)
+    scenes = study_clevr_scenes(clevr_root / CLEVR_SCENES, n_images, seed)
+    masks_for_scenes(predictor, scenes, clevr_root / CLEVR_IMAGES / CLEVR_SPLIT, out_dir)
+    return scenes
 
 
 # --------------------------------------------------------------------------------------

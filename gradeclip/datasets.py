@@ -1,0 +1,231 @@
+"""The paper's datasets on disk: their layouts, checking a dataset root, reading them, and the one sampler.
+
+Layouts (what an extracted download or an existing copy on a cluster holds; the study reads nothing else)::
+
+    COCO 2014 root        val2014/COCO_val2014_%012d.jpg, annotations/instances_val2014.json
+    Karpathy root         dataset_coco.json (from caption_datasets.zip)
+    CLEVR v1.0 root       images/val/CLEVR_val_%06d.png, scenes/CLEVR_val_scenes.json   (the CLEVR_v1.0 folder)
+
+:func:`root_problems` is the quick check made before a workflow starts (the root and the files above exist);
+:func:`check_coco_root` and :func:`check_clevr_root` are the thorough ones (every image the study may use is there;
+counts), run as a job.
+
+The one sampler: :func:`seeded_sample` picks the study's CLEVR scenes (for the SAM masks and for the attribute
+design) and its COCO images (for the captions and the triplets); :func:`seeded_order` is the order behind it, also
+used to visit COCO images when selecting triplets. Whoever picks scenes or images with the same seed gets the same
+ones.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+COCO_IMAGES = "val2014"
+COCO_INSTANCES = "annotations/instances_val2014.json"
+KARPATHY_JSON = "dataset_coco.json"
+CLEVR_IMAGES = "images"
+CLEVR_SCENES = "scenes/CLEVR_val_scenes.json"
+CLEVR_SPLIT = "val"
+
+#: What each kind of root must hold: (relative path, "file" or "dir").
+ROOT_LAYOUTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "coco": ((COCO_IMAGES, "dir"), (COCO_INSTANCES, "file")),
+    "karpathy": ((KARPATHY_JSON, "file"),),
+    "clevr": ((f"{CLEVR_IMAGES}/{CLEVR_SPLIT}", "dir"), (CLEVR_SCENES, "file")),
+}
+#: How many missing files an error message lists by name.
+LIST_MISSING = 10
+
+
+class DatasetLayoutError(FileNotFoundError):
+    """A dataset root lacks files the study needs; the message names them and counts them."""
+
+
+# ------------------------------------------------------------------------------------------ sampler
+def seeded_order(n: int, seed: int) -> np.ndarray:
+    """A seeded permutation of ``range(n)``: the order in which the study visits ``n`` items."""
+    return np.random.default_rng(seed).permutation(n)
+
+
+def seeded_sample(items: Sequence, n: int | None, seed: int) -> list:
+    """``n`` of ``items`` (the first ``n`` of :func:`seeded_order`), returned in their original order; all of them
+    when ``n`` is None or at least ``len(items)``. A larger ``n`` keeps every item a smaller one picked."""
+    items = list(items)
+    if n is None or n >= len(items):
+        return items
+    if n < 0:
+        raise ValueError(f"cannot sample {n} items")
+    return [items[i] for i in np.sort(seeded_order(len(items), seed)[:n])]
+
+
+# ------------------------------------------------------------------------------------------ readers
+def load_karpathy(path: str | os.PathLike, split: str = "val") -> list[dict]:
+    """Images of one split of Karpathy's ``dataset_coco.json``, in file order."""
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    images = [im for im in doc["images"] if im.get("split") == split]
+    if not images:
+        raise ValueError(f"{path}: no images in split {split!r}")
+    return images
+
+
+def karpathy_image_path(images_root: str | os.PathLike, image: Mapping) -> Path:
+    """Where a Karpathy image lives under a COCO root: ``<root>/<filepath>/<filename>`` (filepath is val2014/...)."""
+    return Path(images_root) / image.get("filepath", "") / image["filename"]
+
+
+def study_coco_images(karpathy_json: str | os.PathLike, n_images: int | None, seed: int,
+                      split: str = "val") -> list[dict]:
+    """The COCO images of the study: ``n_images`` of the Karpathy ``split`` (all when None), by :func:`seeded_sample`."""
+    return seeded_sample(load_karpathy(karpathy_json, split), n_images, seed)
+
+
+def study_clevr_scenes(scenes, n_images: int | None, seed: int) -> list[dict]:
+    """The CLEVR scenes of the study: ``n_images`` of a scenes document, its path or a list of scenes, by
+    :func:`seeded_sample`. The SAM masks and the attribute design both call this."""
+    if isinstance(scenes, (str, os.PathLike)):
+        from .clevr import read_scenes
+
+        scenes = read_scenes(scenes)
+    if isinstance(scenes, Mapping):
+        scenes = scenes["scenes"]
+    return seeded_sample(list(scenes), n_images, seed)
+
+
+def _top_level_items(text: str):
+    """``(key, value)`` of a JSON object's top level, decoding one value at a time; the value of a key whose
+    value is an array is yielded as an iterator over its elements (decoded one by one), so a 160 MB COCO
+    annotation file never exists as one big Python object."""
+    dec = json.JSONDecoder()
+    ws = re.compile(r"[ \t\n\r]*")
+    pos = ws.match(text, 0).end()
+    if text[pos:pos + 1] != "{":
+        raise ValueError("expected a JSON object at the top level")
+    pos = ws.match(text, pos + 1).end()
+    while text[pos:pos + 1] != "}":
+        key, pos = dec.raw_decode(text, pos)
+        pos = ws.match(text, pos).end()
+        if text[pos:pos + 1] != ":":
+            raise ValueError(f"expected ':' after key {key!r}")
+        pos = ws.match(text, pos + 1).end()
+        if text[pos:pos + 1] == "[":
+            items, pos = _array_items(text, pos, dec, ws)
+            yield key, items
+        else:
+            value, pos = dec.raw_decode(text, pos)
+            yield key, value
+        pos = ws.match(text, pos).end()
+        if text[pos:pos + 1] == ",":
+            pos = ws.match(text, pos + 1).end()
+
+
+def _array_items(text: str, pos: int, dec, ws):
+    """Decode the array starting at ``pos`` element by element; returns (list-like iterator, end position).
+    The elements are decoded eagerly but only their positions are kept, then decoded again lazily."""
+    starts = []
+    pos = ws.match(text, pos + 1).end()
+    while text[pos:pos + 1] != "]":
+        starts.append(pos)
+        _, pos = dec.raw_decode(text, pos)  # skip over it (the object is dropped at once)
+        pos = ws.match(text, pos).end()
+        if text[pos:pos + 1] == ",":
+            pos = ws.match(text, pos + 1).end()
+    return (dec.raw_decode(text, p)[0] for p in starts), pos + 1
+
+
+def load_coco_categories(instances_json: str | os.PathLike) -> dict[str, list[str]]:
+    """``str(image_id) → sorted category names`` with at least one instance, from a COCO instances JSON.
+
+    The file is parsed one annotation at a time (the official ``instances_val2014.json`` would take ~1.5 GB
+    as one Python object; this keeps about its size in text)."""
+    text = Path(instances_json).read_text(encoding="utf-8")
+    names: dict[int, str] = {}
+    pairs: list[tuple[int, int]] = []
+    for key, value in _top_level_items(text):
+        if key == "categories":
+            names = {c["id"]: c["name"] for c in value}
+        elif key == "annotations":
+            pairs = [(a["image_id"], a["category_id"]) for a in value]
+    if not names:
+        raise ValueError(f"{instances_json}: no 'categories'")
+    per_image: dict[str, set[str]] = defaultdict(set)
+    for image_id, category_id in pairs:
+        per_image[str(image_id)].add(names[category_id])
+    return {k: sorted(v) for k, v in per_image.items()}
+
+
+# ------------------------------------------------------------------------------------------ roots
+def root_problems(kind: str, root: str | os.PathLike, key: str) -> list[str]:
+    """One line per problem with a dataset root of ``kind`` (coco, karpathy, clevr) given by config ``key``: the root
+    or a file of its layout (:data:`ROOT_LAYOUTS`) is missing. Empty when the root looks right. Only stats files."""
+    root = Path(root)
+    if not root.is_dir():
+        return [f"{key}: {root} is not a folder" + (" (no such path)" if not root.exists() else "")]
+    problems = []
+    for rel, kind_of in ROOT_LAYOUTS[kind]:
+        p = root / rel
+        if not (p.is_dir() if kind_of == "dir" else p.is_file()):
+            problems.append(f"{key}: {root} has no {rel}{'/' if kind_of == 'dir' else ''} (expected "
+                            + ", ".join(f"{r}{'/' if k == 'dir' else ''}" for r, k in ROOT_LAYOUTS[kind]) + ")")
+    return problems
+
+
+def _missing_files(paths: Sequence[Path], what: str) -> None:
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        names = ", ".join(str(p) for p in missing[:LIST_MISSING])
+        more = f" and {len(missing) - LIST_MISSING} more" if len(missing) > LIST_MISSING else ""
+        raise DatasetLayoutError(f"{len(missing)} of {len(paths)} {what} missing: {names}{more}")
+
+
+def _count_files(folder: Path, suffixes: tuple[str, ...]) -> int:
+    with os.scandir(folder) as it:
+        return sum(1 for e in it if e.name.lower().endswith(suffixes))
+
+
+def check_coco_root(coco_root: str | os.PathLike, karpathy_json: str | os.PathLike, split: str = "val") -> dict:
+    """Check a COCO 2014 root against Karpathy's split file: every image of ``split`` must exist under the root
+    (``filepath/filename``), and the instances file must be there. Returns counts; raises
+    :class:`DatasetLayoutError` naming missing files."""
+    coco_root = Path(coco_root)
+    problems = root_problems("coco", coco_root, str(coco_root))
+    if not Path(karpathy_json).is_file():
+        problems.append(f"{karpathy_json}: no such file")
+    if problems:
+        raise DatasetLayoutError("; ".join(problems))
+    doc = json.loads(Path(karpathy_json).read_text(encoding="utf-8"))
+    splits = Counter(im.get("split") for im in doc["images"])
+    images = [im for im in doc["images"] if im.get("split") == split]
+    if not images:
+        raise DatasetLayoutError(f"{karpathy_json}: no images in split {split!r} (splits: {dict(splits)})")
+    _missing_files([karpathy_image_path(coco_root, im) for im in images],
+                   f"images of the Karpathy {split} split under {coco_root}")
+    return {"coco_root": str(coco_root), "karpathy_json": str(karpathy_json),
+            "instances_json": str(coco_root / COCO_INSTANCES),
+            "instances_json_bytes": (coco_root / COCO_INSTANCES).stat().st_size,
+            "val2014_images": _count_files(coco_root / COCO_IMAGES, (".jpg", ".jpeg")),
+            "karpathy_images_by_split": dict(sorted(splits.items())),
+            f"karpathy_{split}_images_present": len(images),
+            f"karpathy_{split}_captions": sum(len(im.get("sentences", [])) for im in images)}
+
+
+def check_clevr_root(clevr_root: str | os.PathLike, split: str = CLEVR_SPLIT) -> dict:
+    """Check a CLEVR v1.0 folder: the scenes file is valid and every scene's image exists. Returns counts; raises
+    :class:`DatasetLayoutError` naming missing files (:class:`gradeclip.clevr.SceneFormatError` for a bad file)."""
+    from .clevr import read_scenes
+
+    clevr_root = Path(clevr_root)
+    problems = root_problems("clevr", clevr_root, str(clevr_root))
+    if problems:
+        raise DatasetLayoutError("; ".join(problems))
+    scenes = read_scenes(clevr_root / CLEVR_SCENES)["scenes"]
+    images = clevr_root / CLEVR_IMAGES / split
+    _missing_files([images / s["image_filename"] for s in scenes], f"images of {CLEVR_SCENES} under {images}")
+    return {"clevr_root": str(clevr_root), "scenes": len(scenes),
+            "objects": sum(len(s["objects"]) for s in scenes),
+            f"{split}_images": _count_files(images, (".png",))}
