@@ -386,6 +386,48 @@ def fetch_resource(
 
 
 # --------------------------------------------------------------------------------------
+# "done" markers: what the workflow records once a download is verified
+# --------------------------------------------------------------------------------------
+
+
+def write_done_marker(marker: PathLike, path: PathLike, resource: Union[str, Resource]) -> Path:
+    """Record that ``path`` holds ``resource``, verified: one line ``<path>\tsha256=<registry sha256>``. Written
+    (atomically) only after ``fetch_resource`` returned, i.e. after the checksum matched."""
+    resource = RESOURCES[resource] if isinstance(resource, str) else resource
+    marker = Path(marker)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    part = marker.with_name(f".{marker.name}.part")
+    part.write_text(f"{path}\tsha256={resource.sha256}\n")
+    os.replace(part, marker)
+    return marker
+
+
+def downloaded_file(marker: PathLike) -> Path:
+    """The verified file a done marker (``*.done``) names; any other path is returned as it is (a file given in the
+    config instead of a download)."""
+    marker = Path(marker)
+    if marker.suffix != ".done":
+        return marker
+    return Path(marker.read_text().split("\t")[0].strip())
+
+
+def download_finished(marker: PathLike, resource: Union[str, Resource]) -> bool:
+    """Whether ``marker`` records a finished download of ``resource`` that still holds: the marker records the
+    registry's current sha256, and the file it names exists (with the registry's size, where known). The file is
+    not hashed again: it was hashed before the marker was written. A finished download is data, not a product to
+    rebuild: the workflow leaves it alone even when its code changes."""
+    resource = RESOURCES[resource] if isinstance(resource, str) else resource
+    marker = Path(marker)
+    if not marker.is_file():
+        return False
+    fields = marker.read_text().strip().split("\t")
+    if len(fields) != 2 or fields[1] != f"sha256={resource.sha256}":
+        return False
+    path = Path(fields[0])
+    return path.is_file() and (resource.size_bytes is None or path.stat().st_size == resource.size_bytes)
+
+
+# --------------------------------------------------------------------------------------
 # extract
 # --------------------------------------------------------------------------------------
 

@@ -1,9 +1,8 @@
 import sys
-from pathlib import Path
 
 from _common import setup_logging
 
-from gradeclip.downloads import RESOURCES, DownloadError, fetch_resource
+from gradeclip.downloads import DownloadError, fetch_resource, write_done_marker
 
 log = setup_logging(snakemake)  # noqa: F821 (injected by Snakemake)
 name = snakemake.wildcards.resource  # noqa: F821
@@ -14,5 +13,5 @@ except DownloadError as err:  # one actionable message (URL, config key, checksu
     log.error("%s", err)
     sys.exit(f"download of {name} failed: {err}")
 # the marker names the verified file; it is written only after the checksum matched
-Path(snakemake.output[0]).write_text(f"{path}\tsha256={RESOURCES[name].sha256}\n")  # noqa: F821
+write_done_marker(snakemake.output[0], path, name)  # noqa: F821
 log.info("%s ready at %s", name, path)
