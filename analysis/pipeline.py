@@ -421,17 +421,20 @@ def addibility_summary(map_shards: Iterable[str | os.PathLike], addibility_desig
 
 # ------------------------------------------------------------------------------------------ §V-C
 PARTIAL_COLUMNS = ("word", "count", "n_valid", "sum", "sumsq", "n_sentences")
+PARTIAL_DTYPES = {"count": "int64", "n_valid": "int64", "sum": "float64", "sumsq": "float64", "n_sentences": "int64"}
+WORD_SHARD_DTYPES = {"caption_id": str, "image_id": str, "word": str, "word_index": "int64", "is_word": "int64",
+                     "importance": "float64"}
 
 
 def read_word_shard(path: str | os.PathLike, words_only: bool = True) -> pd.DataFrame:
     """A word-importance CSV shard as ``sentence_id, word_index, word, importance`` (+ image_id, is_word).
 
     ``words_only`` drops punctuation items (``is_word`` = 0) before anything else, so the per-sentence maximum
-    is taken over words.
+    is taken over words. Every column has its declared dtype, also in a shard without rows (a CSV carries no
+    types: an image shard whose images have no captions is written as its header alone).
     """
     df = pd.read_csv(path, usecols=["caption_id", "image_id", "word_index", "word", "is_word", "importance"],
-                     dtype={"caption_id": str, "image_id": str, "word": str}, keep_default_na=False,
-                     na_values={"importance": ["", "nan", "NaN"]})
+                     dtype=WORD_SHARD_DTYPES, keep_default_na=False, na_values={"importance": ["", "nan", "NaN"]})
     if words_only:
         df = df[df["is_word"].astype(int) == 1]
     return df.rename(columns={"caption_id": "sentence_id"})
@@ -449,19 +452,26 @@ def word_importance_partial(importances: pd.DataFrame) -> pd.DataFrame:
     g = norm.groupby("word_clean")
     out = pd.DataFrame({"count": g.size(), "n_valid": g["_valid"].sum(), "sum": g["_v"].sum(),
                         "sumsq": g["_v2"].sum(), "n_sentences": g["sentence_id"].nunique()})
-    return out.rename_axis("word").reset_index()[list(PARTIAL_COLUMNS)]
+    return out.rename_axis("word").reset_index()[list(PARTIAL_COLUMNS)].astype(PARTIAL_DTYPES)
 
 
 def combine_word_partials(partials: Iterable[pd.DataFrame], top_n: int | None = 1000,
                           exclude: Iterable[str] = ()) -> pd.DataFrame:
     """Add per-shard partials and finish the table as :func:`analysis.concreteness.word_importance_table`
-    does (same columns, ranking, tie-breaking and ``exclude``)."""
-    total = None
+    does (same columns, ranking, tie-breaking and ``exclude``). A partial without rows (a shard without
+    captions) adds nothing, whatever the dtypes of its empty columns."""
+    total, n_partials = None, 0
     for p in partials:
-        p = p.set_index("word")[list(PARTIAL_COLUMNS[1:])]
+        n_partials += 1
+        if p.empty:
+            continue
+        p = p.set_index("word")[list(PARTIAL_COLUMNS[1:])].astype(PARTIAL_DTYPES)
         total = p if total is None else total.add(p, fill_value=0)
-    if total is None:
+    if n_partials == 0:
         raise ValueError("no word-importance shards")
+    if total is None:
+        raise ValueError(f"no captions in any of the {n_partials} word-importance shard(s)")
+    total = total.astype(PARTIAL_DTYPES)  # add() with fill_value gives floats
     excluded = {CO.clean_word(w) for w in exclude}
     total = total[~total.index.isin(excluded)]
     n = total["n_valid"].astype(float)

@@ -59,11 +59,23 @@ class StoredMap:
     registration: Registration
 
 
+def _image_ids(jobs: Sequence) -> list[str]:
+    return list(dict.fromkeys(job.image_id for job in jobs))
+
+
+def shard_count(jobs: Sequence, images_per_shard: int) -> int:
+    """How many shards a job list makes: its images (not its jobs) ``images_per_shard`` to a shard; one (empty)
+    shard for an empty list, so that every step downstream still has its file."""
+    if images_per_shard < 1:
+        raise ValueError(f"images_per_shard must be at least 1, got {images_per_shard}")
+    return max(1, -(-len(_image_ids(jobs)) // images_per_shard))
+
+
 def jobs_in_shard(jobs: Sequence, index: int, images_per_shard: int) -> list:
-    """The jobs of shard ``index``: shards cut the *images* (in order of first appearance) into runs of
-    ``images_per_shard``, so all captions of an image land in the same shard as its maps, and the number of
-    shards is known from the number of images before the job lists exist."""
-    image_ids = list(dict.fromkeys(job.image_id for job in jobs))
+    """The jobs of shard ``index`` (0 .. :func:`shard_count` - 1): shards cut the *images* of the job list (in order
+    of first appearance) into runs of ``images_per_shard``, so all texts (or all captions) of an image land in
+    one shard."""
+    image_ids = _image_ids(jobs)
     chosen = set(image_ids[index * images_per_shard:(index + 1) * images_per_shard])
     return [job for job in jobs if job.image_id in chosen]
 

@@ -262,6 +262,25 @@ def test_concreteness_over_shards_equals_over_concatenation(tmp_path):
         P.concreteness_words([s1, s1])
 
 
+def test_a_text_shard_without_captions_adds_nothing(tmp_path):
+    """A shard whose images have no captions is a header-only CSV (explain_text_jobs of no jobs): it reads with the
+    declared dtypes and combines with the others to the same table (it once made combine_word_partials raise a
+    TypeError at the square root)."""
+    from gradeclip.batch import explain_text_jobs
+
+    empty = tmp_path / "w_empty.csv"
+    assert explain_text_jobs(None, [], empty) == 0
+    words = P.read_word_shard(empty)
+    assert words.empty and words["importance"].dtype == np.float64 and words["word_index"].dtype == np.int64
+    partial = P.word_importance_partial(words)
+    assert partial.empty and partial["sum"].dtype == np.float64 and partial["count"].dtype == np.int64
+    full = write_word_shard(tmp_path / "w0.csv", _random_captions(np.random.default_rng(3), 0, 12))
+    pd.testing.assert_frame_equal(P.concreteness_words([empty, full, empty], top_n=None),
+                                  P.concreteness_words([full], top_n=None))
+    with pytest.raises(ValueError, match="no captions in any of the 2"):
+        P.concreteness_words([empty, empty])
+
+
 def test_concreteness_summary_with_given_ratings(tmp_path):
     rng = np.random.default_rng(2)
     ratings = {"a": 1.5, "dog": 4.9, "red": 4.0, "cube": 4.8, "left": 2.5, "the": 1.4, "sphere": 4.6,
