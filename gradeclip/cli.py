@@ -229,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gradeclip.toyworld.cli import add_toyworld_commands  # argparse only; heavy imports inside the commands
 
     add_toyworld_commands(sub)
+    from gradeclip.minidata import add_minidata_command  # argparse only; the data are made inside the command
+
+    add_minidata_command(sub)
     return parser
 
 

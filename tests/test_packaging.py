@@ -49,7 +49,8 @@ def test_cli_entry_point_answers_help():
 
 
 def test_gradeclip_does_not_import_pandas_or_snakemake():
-    code = ("import sys, gradeclip.explainer, gradeclip.cli, gradeclip.render, gradeclip.toyworld; "
+    code = ("import sys, gradeclip.explainer, gradeclip.cli, gradeclip.render, gradeclip.toyworld, "
+            "gradeclip.datasets, gradeclip.minidata, gradeclip.sam_masks, gradeclip.downloads; "
             "bad = [m for m in ('pandas', 'snakemake', 'analysis') if m in sys.modules]; print(bad); "
             "sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
