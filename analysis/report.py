@@ -55,6 +55,8 @@ TABLE_CAPTIONS = {
     "fig14_regressions": "Fig. 14 (right): OLS of the phrase's CLIP score relative to the base word on the word's "
                          "relative score, per phrase type (slope with 95% CI, R², p).",
     "addibility_coverage": "§V-A coverage: designed and measured images per word group.",
+    "coco_triplets": "§V-A triplets selected from the Karpathy val split and the COCO instances (the manifest "
+                     "written by rule coco_triplets; its inputs' SHA-256 are in the design notes).",
     "table_ix": "Table IX. Explanation map vs. ground-truth mask of the named object, mean per attribute "
                 "category (cosine similarity and correlation: higher is better; OTD, KLD, JSD: lower is better).",
     "table_ix_extra": "Table IX (additional metrics): pointing game, share of map mass inside the mask, and "
@@ -95,7 +97,8 @@ FIGURE_CAPTIONS = {
 SECTIONS = (
     ("run", "Run and design", ("design_summary", "toy_sanity"), ()),
     ("v-a", "§V-A Concept decomposition and addibility",
-     ("table_viii", "addibility_ttests", "addibility_ttests_by_group", "fig14_regressions", "addibility_coverage"),
+     ("table_viii", "addibility_ttests", "addibility_ttests_by_group", "fig14_regressions", "addibility_coverage",
+      "coco_triplets"),
      ("fig13", "fig14")),
     ("v-b", "§V-B Diagnostics on attribute identification",
      ("table_ix", "table_ix_extra", "attribute_category_stats", "location_ablation", "location_ablation_tests",

@@ -1,7 +1,7 @@
 # The section V analyses: per-shard tables, then one aggregation rule per study writing tables (CSV) and
 # figures (PNG, SVG) to the reports folder, and a manifest of what it wrote for the report rule.
-IMAGE_SHARDS = expand(f"{RESULTS}/explanations/images/shard_{{shard}}.npz", shard=SHARDS)
-TEXT_SHARDS = expand(f"{RESULTS}/explanations/texts/shard_{{shard}}.csv", shard=SHARDS)
+IMAGE_SHARDS = image_shard_files  # input functions (common.smk): the shards follow the design's job lists
+TEXT_SHARDS = text_shard_files
 
 
 rule attribute_metrics:
@@ -28,7 +28,7 @@ rule attribute_summary:
     conda:
         "../../environment.yml"
     input:
-        shards=expand(f"{RESULTS}/analysis/attributes/shard_{{shard}}.csv", shard=SHARDS),
+        shards=attribute_shard_files,
         attributes=DESIGN_FILES["attributes"],
     output:
         table=report(f"{REPORTS}/tables/table_ix.csv", caption="../report/table_ix.rst", category="V-B attributes"),

@@ -1,26 +1,62 @@
 # Shared values and input functions (orchestration only: every computation lives in gradeclip/ or analysis/).
 import hashlib
 import json
-import math
+import sys
 from pathlib import Path
+
+from gradeclip.datasets import CLEVR_SCENES, COCO_INSTANCES, KARPATHY_JSON, root_problems
 
 RESULTS = config["results"]
 REPORTS = config["reports"]
 TOY = config["dataset"] == "toyworld"
 SPLIT = "eval"
-
-
-def n_study_images():
-    if TOY:
-        return config["toyworld"]["n_scenes"]
-    return config["coco"]["n_images"] + config["clevr"]["n_images"]
-
-
-N_SHARDS = max(1, math.ceil(n_study_images() / config["shards"]["images_per_shard"]))
-SHARDS = [f"{i:04d}" for i in range(N_SHARDS)]
+DESIGN = f"{RESULTS}/design"
 
 # Provenance for the report: a hash of the whole configuration.
 CONFIG_HASH = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+# ----------------------------------------------------------------------------------------------- data (paper)
+DATA = config.get("data") or {}
+DATA_DIR = DATA.get("dir", "data/external")
+# Dataset roots already on disk (a cluster's copies) replace the download and extraction of their archives.
+ROOTS = {name: root for name, root in (DATA.get("roots") or {}).items() if root}
+# Which root replaces which downloaded archive.
+ROOT_OF_RESOURCE = {"coco_val2014": "coco", "coco_annotations2014": "coco", "karpathy_captions": "karpathy",
+                    "clevr_v1": "clevr"}
+EXTRACTED = f"{DATA_DIR}/extracted"
+# The folders the study reads, from a root or from an extraction: COCO's root holds val2014/ (and annotations/),
+# Karpathy's holds dataset_coco.json, CLEVR's is the CLEVR_v1.0 folder.
+DATASET_PATHS = {
+    "coco_root": ROOTS.get("coco", f"{EXTRACTED}/coco_val2014"),
+    "instances_json": f"{ROOTS.get('coco', f'{EXTRACTED}/coco_annotations2014')}/{COCO_INSTANCES}",
+    "karpathy_json": f"{ROOTS.get('karpathy', f'{EXTRACTED}/karpathy_captions')}/{KARPATHY_JSON}",
+    "clevr_root": ROOTS.get("clevr", f"{EXTRACTED}/clevr_v1/CLEVR_v1.0"),
+}
+SAM = config.get("sam") or {}
+
+
+def dataset_sources(wildcards):
+    """What a dataset's layout check reads: a root's annotation files, or the extracted archives (which brings in
+    the download and extract rules)."""
+    if wildcards.dataset == "coco":
+        return {"instances": DATASET_PATHS["instances_json"] if "coco" in ROOTS else
+                [f"{EXTRACTED}/coco_val2014", f"{EXTRACTED}/coco_annotations2014"],
+                "karpathy": DATASET_PATHS["karpathy_json"] if "karpathy" in ROOTS else f"{EXTRACTED}/karpathy_captions"}
+    return {"scenes": f"{ROOTS['clevr']}/{CLEVR_SCENES}" if "clevr" in ROOTS else f"{EXTRACTED}/clevr_v1"}
+
+
+def sam_checkpoint():
+    """The SAM checkpoint file (config sam.checkpoint), or the done marker of the registered ViT-H download."""
+    return SAM.get("checkpoint") or f"{DATA_DIR}/downloads/sam_vit_h.done"
+
+
+# ----------------------------------------------------------------------------------------------- model
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
+
+
+def is_file_path(value):
+    """A pretrained value that names a file rather than an open_clip tag (tags have no '/' and no file suffix)."""
+    return bool(value) and ("/" in value or Path(value).suffix in CHECKPOINT_SUFFIXES)
 
 
 def model_checkpoint():
@@ -28,7 +64,7 @@ def model_checkpoint():
     if TOY and config["toyworld"]["retrain"]:
         return f"{RESULTS}/model/gradeclip-toy-ViT.pt"
     pretrained = config["model"]["pretrained"]
-    return pretrained if pretrained and Path(pretrained).suffix in (".pt", ".pth", ".bin", ".safetensors") else []
+    return pretrained if is_file_path(pretrained) else []
 
 
 def model_params():
@@ -36,16 +72,73 @@ def model_params():
     return dict(config["model"], pretrained=model_checkpoint() or config["model"]["pretrained"])
 
 
+# ----------------------------------------------------------------------------------------------- inputs, at once
+def configured_input_problems():
+    """One line per configured input that is not there (config key and path), checked before any job runs."""
+    problems = []
+
+    def need(key, path):
+        if not Path(path).exists():
+            problems.append(f"{key}: {path} does not exist")
+
+    if not (TOY and config["toyworld"]["retrain"]) and is_file_path(config["model"]["pretrained"]):
+        need("model.pretrained", config["model"]["pretrained"])
+    if not TOY:
+        for name, root in ROOTS.items():
+            problems += root_problems(name, root, f"data.roots.{name}")
+        for name, copy in (DATA.get("local_copies") or {}).items():
+            if copy and ROOT_OF_RESOURCE.get(name) not in ROOTS and not (name == "sam_vit_h" and SAM.get("checkpoint")):
+                need(f"data.local_copies.{name}", copy)
+        if SAM.get("checkpoint"):
+            need("sam.checkpoint", SAM["checkpoint"])
+        elif SAM.get("model_type", "vit_h") != "vit_h":
+            problems.append(f"sam.checkpoint: not set, and only SAM vit_h has a registered download: set it to a "
+                            f"{SAM['model_type']} checkpoint file")
+    for key in ("concreteness_ratings", "frequency_corpus"):
+        if config["study"].get(key):
+            need(f"study.{key}", config["study"][key])
+    return problems
+
+
+_problems = configured_input_problems()
+if _problems:  # one line per problem, naming the config key and the path; no job has run
+    sys.exit("\n".join(f"config error: {p}" for p in _problems))
+
+
+# ----------------------------------------------------------------------------------------------- design and shards
 def design_inputs(wildcards):
-    """Inputs of the study design: the toy-world scenes, or the extracted COCO/CLEVR data and SAM masks."""
+    """Inputs of the study design: the toy-world scenes, or the checked COCO/CLEVR data, the triplet manifest and
+    the SAM masks."""
     if TOY:
         return {"scenes": f"{RESULTS}/toyworld/scenes/TOY_{SPLIT}_scenes.json"}
-    data_dir = config["data"]["dir"]
-    return {"coco_images": f"{data_dir}/extracted/coco_val2014",
-            "coco_annotations": f"{data_dir}/extracted/coco_annotations2014",
-            "karpathy": f"{data_dir}/extracted/karpathy_captions",
-            "clevr": f"{data_dir}/extracted/clevr_v1",
-            "clevr_masks": f"{RESULTS}/clevr_masks"}
+    return {"coco_layout": f"{RESULTS}/data/coco_layout.json", "clevr_layout": f"{RESULTS}/data/clevr_layout.json",
+            "triplets": f"{DESIGN}/coco_triplets.csv", "clevr_masks": f"{RESULTS}/clevr_masks"}
+
+
+def design_shards(kind):
+    """Shard ids of the design's image or text job list: its images, ``shards.images_per_shard`` to a shard (known
+    once the study_design checkpoint has run)."""
+    from gradeclip.batch import load_jobs_tsv, shard_count  # imports torch: not at every parse
+
+    jobs = checkpoints.study_design.get().output[f"{kind}_jobs"]
+    n = shard_count(load_jobs_tsv(jobs, kind), config["shards"]["images_per_shard"])
+    return [f"{i:04d}" for i in range(n)]
+
+
+def image_shard_files(wildcards):
+    return expand(f"{RESULTS}/explanations/images/shard_{{shard}}.npz", shard=design_shards("image"))
+
+
+def text_shard_files(wildcards):
+    return expand(f"{RESULTS}/explanations/texts/shard_{{shard}}.csv", shard=design_shards("text"))
+
+
+def attribute_shard_files(wildcards):
+    return expand(f"{RESULTS}/analysis/attributes/shard_{{shard}}.csv", shard=design_shards("image"))
+
+
+# Paper mode: the COCO triplet manifest, listed in the report.
+PAPER_REPORT_INPUTS = {} if TOY else {"coco_triplets": f"{DESIGN}/coco_triplets.csv"}
 
 
 def parent_dir(path, levels=1):

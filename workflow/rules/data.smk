@@ -1,7 +1,7 @@
-# Data: the toy world (offline default), or the paper's downloads (checksummed) and SAM masks for CLEVR.
-from gradeclip.downloads import RESOURCES
+# Data: the toy world (offline default), or the paper's datasets: roots already on disk (config data.roots), else
+# checksummed downloads and extractions; a layout check of each; SAM masks for CLEVR.
+from gradeclip.downloads import RESOURCES, download_finished, is_extracted
 
-DATA_DIR = config.get("data", {}).get("dir", "data/external")
 # What the study needs from each archive (None = everything).
 EXTRACT_MEMBERS = {
     "coco_val2014": None,
@@ -9,7 +9,11 @@ EXTRACT_MEMBERS = {
     "karpathy_captions": ["dataset_coco.json"],
     "clevr_v1": ["CLEVR_v1.0/images/val/", "CLEVR_v1.0/scenes/CLEVR_val_scenes.json"],
 }
-CLEVR_DIR = f"{DATA_DIR}/extracted/clevr_v1/CLEVR_v1.0"
+# A finished, checksum-verified download or extraction is data, not a product to rebuild: it leaves the rules'
+# domain, so that a code change never plans tens of GB again. Delete its .done marker or folder to redo it.
+PENDING_DOWNLOADS = [r for r in RESOURCES if not download_finished(f"{DATA_DIR}/downloads/{r}.done", r)]
+PENDING_EXTRACTS = [r for r in EXTRACT_MEMBERS if not is_extracted(f"{EXTRACTED}/{r}")]
+MATCHES_NOTHING = "(?!)"
 
 
 rule toy_scenes:
@@ -37,10 +41,10 @@ rule download:
     output:
         f"{DATA_DIR}/downloads/{{resource}}.done",
     params:
-        local_copies=config.get("data", {}).get("local_copies", {}),
+        local_copies=DATA.get("local_copies", {}),
         dest_dir=lambda wc, output: parent_dir(output[0]),
     wildcard_constraints:
-        resource="|".join(RESOURCES),
+        resource="|".join(PENDING_DOWNLOADS) or MATCHES_NOTHING,
     resources:
         downloads=1,
     log:
@@ -56,25 +60,44 @@ rule extract:
     input:
         f"{DATA_DIR}/downloads/{{resource}}.done",
     output:
-        directory(f"{DATA_DIR}/extracted/{{resource}}"),
+        directory(f"{EXTRACTED}/{{resource}}"),
     params:
         members=lambda wc: EXTRACT_MEMBERS[wc.resource],
     wildcard_constraints:
-        resource="|".join(EXTRACT_MEMBERS),
+        resource="|".join(PENDING_EXTRACTS) or MATCHES_NOTHING,
     log:
         "logs/extract/{resource}.log",
     script:
         "../scripts/extract.py"
 
 
-rule sam_masks:
-    """SAM point prompts at each CLEVR object's pixel_coords (best of 3 masks by predicted IoU, overlaps resolved
-    by depth), one instance-id PNG per image, and a contact sheet for the manual check."""
+rule dataset_layout:
+    """Check a dataset (a configured root or an extracted archive) against the layout the study reads: every image
+    the study may use is there (missing files are named), with counts."""
     conda:
         "../../environment.yml"
     input:
-        clevr=f"{DATA_DIR}/extracted/clevr_v1",
-        checkpoint=f"{DATA_DIR}/downloads/sam_vit_h.done",
+        unpack(dataset_sources),
+    output:
+        f"{RESULTS}/data/{{dataset}}_layout.json",
+    params:
+        paths=DATASET_PATHS,
+    wildcard_constraints:
+        dataset="coco|clevr",
+    log:
+        "logs/dataset_layout/{dataset}.log",
+    script:
+        "../scripts/dataset_layout.py"
+
+
+rule sam_masks:
+    """SAM point prompts at each CLEVR object's pixel_coords (best of 3 masks by predicted IoU, overlaps resolved
+    by depth), one instance-id PNG per image of the study's CLEVR sample, and a contact sheet for the manual check."""
+    conda:
+        "../../environment.yml"
+    input:
+        layout=f"{RESULTS}/data/clevr_layout.json",
+        checkpoint=sam_checkpoint(),
     output:
         masks=directory(f"{RESULTS}/clevr_masks"),
         contact_sheet=report(f"{RESULTS}/clevr_masks_contact_sheet.png", caption="../report/sam_contact_sheet.rst",
@@ -82,8 +105,8 @@ rule sam_masks:
     params:
         n_images=config.get("clevr", {}).get("n_images", 50),
         seed=config.get("clevr", {}).get("seed", 0),
-        model_type=config.get("sam", {}).get("model_type", "vit_h"),
-        clevr_dir=CLEVR_DIR,
+        model_type=SAM.get("model_type", "vit_h"),
+        clevr_root=DATASET_PATHS["clevr_root"],
     threads: 4
     resources:
         mem_mb=16000,

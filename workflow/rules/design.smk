@@ -1,10 +1,29 @@
 # What to explain: attribute texts (section V-B), word/phrase triplets (V-A), captions (V-C), and the job lists.
-DESIGN = f"{RESULTS}/design"
 DESIGN_FILES = {name: f"{DESIGN}/{name}.tsv" for name in
                 ("attributes", "addibility", "captions", "images", "image_jobs", "text_jobs")}
 
 
-rule study_design:
+rule coco_triplets:
+    """Section V-A triplets selected from the study's COCO images (Karpathy val split, COCO instance categories),
+    written as a reviewable manifest with a stamp of its inputs' SHA-256 beside it (paper mode)."""
+    conda:
+        "../../environment.yml"
+    input:
+        layout=f"{RESULTS}/data/coco_layout.json",
+    output:
+        manifest=f"{DESIGN}/coco_triplets.csv",
+        stamp=f"{DESIGN}/coco_triplets.json",
+    params:
+        paths=DATASET_PATHS,
+        coco=config.get("coco"),
+    log:
+        "logs/coco_triplets.log",
+    script:
+        "../scripts/coco_triplets.py"
+
+
+# A checkpoint: the number of explanation shards follows the images the design selected (its job lists).
+checkpoint study_design:
     conda:
         "../../environment.yml"
     input:
@@ -17,7 +36,7 @@ rule study_design:
         seed=config["toyworld"]["seed"] if TOY else config["coco"]["seed"],
         coco=config.get("coco"),
         clevr=config.get("clevr"),
-        data_dir=DATA_DIR,
+        paths=DATASET_PATHS,
     log:
         "logs/study_design.log",
     script:

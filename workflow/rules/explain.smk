@@ -48,3 +48,11 @@ rule explain_texts:
         "logs/explain_texts/shard_{shard}.log",
     script:
         "../scripts/explain_texts.py"
+
+
+rule explanations:
+    """Every explanation shard of the design, and nothing after them: the target of a run that only explains (e.g. a
+    second model on the same design: make paper-smoke runs RN50 this way)."""
+    input:
+        image_shard_files,
+        text_shard_files,

@@ -12,6 +12,7 @@ rule report:
         design_notes=f"{DESIGN}/design.json",
         design=list(DESIGN_FILES.values()),
         model=model_checkpoint(),
+        **PAPER_REPORT_INPUTS,
     output:
         html=f"{REPORTS}/report.html",
         design_summary=f"{REPORTS}/tables/design_summary.csv",

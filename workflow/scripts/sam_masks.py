@@ -2,19 +2,17 @@ from pathlib import Path
 
 from _common import setup_logging
 
-from gradeclip.clevr import read_scenes, sample_scenes
-from gradeclip.sam_masks import (build_predictor, load_instance_mask, load_rgb, mask_path, masks_for_scenes,
-                                 save_contact_sheet)
+from gradeclip.datasets import CLEVR_IMAGES, CLEVR_SPLIT
+from gradeclip.downloads import downloaded_file
+from gradeclip.sam_masks import build_predictor, load_instance_mask, load_rgb, mask_path, save_contact_sheet, study_masks
 
 log = setup_logging(snakemake)  # noqa: F821 (injected by Snakemake)
-clevr = Path(snakemake.params.clevr_dir)  # noqa: F821
-scenes = sample_scenes(read_scenes(clevr / "scenes" / "CLEVR_val_scenes.json")["scenes"],
-                       snakemake.params.n_images, snakemake.params.seed)  # noqa: F821
-checkpoint = Path(snakemake.input.checkpoint).read_text().split("\t")[0]  # noqa: F821
-predictor = build_predictor(checkpoint, model_type=snakemake.params.model_type)  # noqa: F821
-paths = masks_for_scenes(predictor, scenes, clevr / "images" / "val", snakemake.output.masks)  # noqa: F821
+params, out = snakemake.params, snakemake.output  # noqa: F821
+predictor = build_predictor(downloaded_file(snakemake.input.checkpoint), model_type=params.model_type)  # noqa: F821
+scenes = study_masks(predictor, params.clevr_root, out.masks, params.n_images, params.seed)
+images = Path(params.clevr_root) / CLEVR_IMAGES / CLEVR_SPLIT
 sheet = scenes[:16]
-save_contact_sheet([load_rgb(clevr / "images" / "val" / s["image_filename"]) for s in sheet],
-                   [load_instance_mask(mask_path(snakemake.output.masks, s["image_filename"])) for s in sheet],
-                   snakemake.output.contact_sheet, scenes=sheet)  # noqa: F821
-log.info("SAM masks for %d CLEVR scenes", len(paths))
+save_contact_sheet([load_rgb(images / s["image_filename"]) for s in sheet],
+                   [load_instance_mask(mask_path(out.masks, s["image_filename"])) for s in sheet],
+                   out.contact_sheet, scenes=sheet)
+log.info("SAM %s masks for %d CLEVR scenes", params.model_type, len(scenes))
