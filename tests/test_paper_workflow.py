@@ -95,14 +95,30 @@ def test_missing_configured_inputs_stop_the_toy_run_before_any_job(tmp_path):
 def test_missing_inputs_of_paper_mode_are_named_with_their_keys(tmp_path, mini):
     cfg = yaml.safe_load(mini_config(tmp_path, mini).read_text())
     cfg["data"]["roots"]["clevr"] = str(mini / "clevr")  # the parent of CLEVR_v1.0: a common slip
-    cfg["data"]["roots"]["karpathy"] = str(tmp_path / "nowhere")
-    cfg["sam"]["checkpoint"] = None  # vit_b: there is no registered download
+    cfg["data"]["roots"]["karpathy"] = None  # downloaded instead: its local copy must exist
+    cfg["data"]["local_copies"]["karpathy_captions"] = str(tmp_path / "caption_datasets.zip")
+    cfg["data"]["local_copies"]["coco_val2014"] = str(tmp_path / "val2014.zip")  # not used: COCO has a root
+    cfg["sam"]["checkpoint"] = str(tmp_path / "sam_vit_b_01ec64.pth")
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    out = snakemake(path, "-n", check=False)
-    lines = [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("config error:")]
-    assert out.returncode != 0
-    assert sorted(lines) == sorted([
+
+    def errors(config):
+        path.write_text(yaml.safe_dump(config))
+        out = snakemake(path, "-n", check=False)
+        assert out.returncode != 0
+        return sorted(line for line in (out.stdout + out.stderr).splitlines() if line.startswith("config error:"))
+
+    assert errors(cfg) == sorted([
+        f"config error: data.roots.clevr: {mini / 'clevr'} has no images/val/ (expected images/val/, "
+        "scenes/CLEVR_val_scenes.json)",
+        f"config error: data.roots.clevr: {mini / 'clevr'} has no scenes/CLEVR_val_scenes.json (expected images/val/, "
+        "scenes/CLEVR_val_scenes.json)",
+        f"config error: data.local_copies.karpathy_captions: {tmp_path / 'caption_datasets.zip'} does not exist",
+        f"config error: sam.checkpoint: {tmp_path / 'sam_vit_b_01ec64.pth'} does not exist",
+    ])
+    cfg["data"]["roots"]["karpathy"] = str(tmp_path / "nowhere")
+    cfg["sam"]["checkpoint"] = None  # vit_b: there is no registered download
+    assert errors(cfg) == sorted([
         f"config error: data.roots.karpathy: {tmp_path / 'nowhere'} is not a folder (no such path)",
         f"config error: data.roots.clevr: {mini / 'clevr'} has no images/val/ (expected images/val/, "
         "scenes/CLEVR_val_scenes.json)",
