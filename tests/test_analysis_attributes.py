@@ -58,9 +58,15 @@ def test_uniform_map_is_in_between():
     for k in ("cosine", "ot", "kl", "js", "mass_in_mask", "energy_share"):
         lo, hi = sorted((good[k], bad[k]))
         assert lo < uni[k] < hi, k
-    assert math.isnan(uni["pearson"]) and math.isnan(uni["pointing"])  # constant map: undefined
+    # a constant map as an explanation: no association, and it has no maximum to point with (a miss)
+    assert uni["pearson"] == 0.0 and uni["pointing"] == 0.0
     assert uni["mass_in_mask"] == pytest.approx(OBJ.mean())
     assert uni["kl"] == pytest.approx(math.log(OBJ.size / OBJ.sum()), rel=1e-4)  # KL(mask ‖ uniform)
+    # as the chance level, its pointing game is the expected hit of a random pixel: the mask's area fraction
+    chance = A.uniform_map_metrics(OBJ, [OTHER], ot_grid=12)
+    assert chance["pointing"] == pytest.approx(OBJ.mean())
+    assert {k: chance[k] for k in ("cosine", "ot", "kl", "js")} == {k: uni[k] for k in ("cosine", "ot", "kl", "js")}
+    assert chance["energy_share"] == pytest.approx(OBJ.sum() / (OBJ.sum() + OTHER.sum()))
 
 
 def test_concentrated_map_beats_uniform_on_every_metric():
@@ -87,6 +93,11 @@ def test_kl_eps_controls_the_disjoint_penalty():
     k1 = A.kl_divergence(OBJ, OTHER, eps=1e-3)
     k2 = A.kl_divergence(OBJ, OTHER, eps=1e-9)
     assert k2 - k1 == pytest.approx(math.log(1e6), rel=1e-2)
+    # map_mask_metrics carries the sensitivity columns beside the default
+    m = metrics(OTHER * 1.0)
+    assert m["kl_eps1e-09"] - m["kl_eps1e-03"] == pytest.approx(math.log(1e6), rel=1e-2)
+    assert m["kl_eps1e-03"] < m["kl"] < m["kl_eps1e-09"]
+    assert A.kl_column(1e-6) == "kl" and A.kl_column(1e-3) == "kl_eps1e-03"
 
 
 def test_ot_invariances():
@@ -129,8 +140,23 @@ def test_input_validation():
         A.map_mask_metrics(np.ones((H, W)), np.zeros((H, W), bool))
     with pytest.raises(ValueError):
         A.cosine_similarity(np.ones((4, 4)), OBJ)
-    empty = metrics(np.zeros((H, W)))  # no mass: treated as uniform, flagged
-    assert empty["map_empty"] and empty["mass_in_mask"] == pytest.approx(OBJ.mean())
+
+
+
+def test_empty_map_is_undefined_for_every_metric():
+    """One policy: a map with no mass explains nothing, so no metric is defined for it (none treats it as uniform)."""
+    empty = metrics(np.zeros((H, W)))
+    assert empty["map_empty"]
+    assert all(math.isnan(v) for k, v in empty.items() if k != "map_empty")
+    for fn in (A.cosine_similarity, A.pearson_correlation, A.ot_distance, A.mass_in_mask, A.pointing_hit):
+        assert math.isnan(fn(np.zeros((H, W)), OBJ)), fn.__name__
+    assert math.isnan(A.energy_share(np.zeros((H, W)), OBJ, [OTHER]))
+    with pytest.raises(ValueError, match="empty"):
+        A.map_distribution(np.zeros((H, W)))
+    # no mass on any object (but mass elsewhere): energy share 0, as in the toy CLIP's model card
+    background = np.zeros((H, W))
+    background[0, -1] = 1.0
+    assert A.energy_share(background, OBJ, [OTHER]) == 0.0
 
 
 def test_pointing_tolerance():
@@ -175,12 +201,100 @@ def test_metrics_table_and_table_ix_layout():
     assert len(table) == len(rows) and list(table.columns[:4]) == ["image_id", "category", "text", "object_id"]
     assert table.loc[table.text == "big", "target"].item() == "0,1"
     ix = A.table_ix(table)
+    assert isinstance(ix.index, pd.RangeIndex) and ix.columns[0] == "metric"  # no pandas index leaks into the CSV
+    ix = ix.set_index("metric")
     assert list(ix.columns) == ["Color", "Shape", "Size", "Location"]  # paper order, absent Material omitted
-    assert list(ix.index) == ["Cosine similarity", "Correlation", "OTD", "KLD", "JSD", "n"]
+    assert list(ix.index) == ["Cosine similarity", "Correlation", "OTD", "KLD", "JSD", "n texts", "n images",
+                              "empty maps (left out)"]
     assert ix.loc["Cosine similarity", "Color"] == pytest.approx(1.0)
-    assert ix.loc["n", "Location"] == 4
+    assert ix.loc["n texts", "Location"] == 4 and ix.loc["n images", "Location"] == 2
     assert ix.loc["Cosine similarity", "Color"] > ix.loc["Cosine similarity", "Location"]
     assert ix.loc["OTD", "Color"] < ix.loc["OTD", "Location"]
+
+
+def test_table_ix_leaves_empty_maps_out_of_every_metric_and_counts_them():
+    rows, maps, masks = _toy_tables()
+    maps[("img2", "sphere")] = np.zeros((H, W))
+    table = A.attribute_metrics_table(rows, maps, masks, ot_grid=12)
+    ix = A.table_ix(table).set_index("metric")
+    assert ix.loc["n texts", "Shape"] == 1 and ix.loc["empty maps (left out)", "Shape"] == 1
+    one = table[(table.text == "sphere") & (table.image_id == "img1")].iloc[0]
+    for m, label in (("cosine", "Cosine similarity"), ("pearson", "Correlation"), ("kl", "KLD")):
+        assert ix.loc[label, "Shape"] == pytest.approx(one[m])  # the same single text for every metric
+
+
+def _two_object_scene():
+    """Two objects; each has a colour text whose map finds it, and a shape text whose map is poor."""
+    objects = {0: OBJ, 1: OTHER}
+    masks = {f"img{i}": objects for i in range(4)}
+    rng = np.random.default_rng(3)
+    rows, maps = [], {}
+    for i in range(4):
+        img = f"img{i}"
+        for k, (mask, colour, shape) in enumerate(((OBJ, "red", "cube"), (OTHER, "blue", "sphere"))):
+            rows += [(img, "color", colour, k), (img, "shape", shape, k)]
+            maps[(img, colour)] = mask * 1.0 + 0.01 * rng.random((H, W))
+            maps[(img, shape)] = np.ones((H, W)) + 0.5 * mask + 0.01 * rng.random((H, W))
+    return pd.DataFrame(rows, columns=["image_id", "category", "text", "object_id"]), maps, masks
+
+
+def test_baselines_uniform_and_wrong_object_maps():
+    rows, maps, masks = _two_object_scene()
+    table = A.attribute_metrics_table(rows, maps, masks, ot_grid=12, baselines=True)
+    assert set(table["map"]) == set(A.MAP_KINDS) and len(table) == 3 * len(rows)
+    red = table[(table.image_id == "img0") & (table.text == "red")].set_index("map")
+    # the wrong-object map of "red" is the map of "blue" scored against the red object's mask
+    blue_vs_red = A.map_mask_metrics(maps[("img0", "blue")], OBJ, [OTHER], ot_grid=12)
+    assert red.loc["wrong object", "cosine"] == pytest.approx(blue_vs_red["cosine"])
+    assert red.loc["wrong object", "n_maps"] == 1
+    assert red.loc["uniform", "pointing"] == pytest.approx(OBJ.mean())
+    assert red.loc["explanation", "cosine"] > red.loc["uniform", "cosine"] > red.loc["wrong object", "cosine"]
+    chance = A.chance_table(table).set_index(["metric", "map"])
+    assert chance.loc[("n texts", ""), "Color"] == 8 and chance.loc[("n images", ""), "Color"] == 4
+    tests = A.chance_tests(table).set_index(["metric", "baseline", "category"])
+    # positive difference = the explanation is better, for higher- and lower-is-better metrics alike
+    for metric in ("cosine", "ot", "kl", "js"):
+        assert tests.loc[(metric, "wrong object", "color"), "mean_diff"] > 0, metric
+        assert tests.loc[(metric, "uniform", "color"), "baseline_wins"] == 0.0
+    assert tests.loc[("cosine", "uniform", "color"), "n"] == 4  # images, not texts
+    assert (tests["p_holm"] >= tests["p"]).all()
+
+
+def test_wrong_object_needs_another_object_of_the_category():
+    rows, maps, masks = _two_object_scene()
+    rows = rows[~((rows.image_id == "img0") & (rows.text == "blue"))]
+    table = A.attribute_metrics_table(rows, maps, masks, ot_grid=12, baselines=True)
+    red = table[(table.image_id == "img0") & (table.text == "red")].set_index("map")
+    assert red.loc["wrong object", "map_empty"] and red.loc["wrong object", "n_maps"] == 0
+    cc = A.complete_cases(table)
+    assert not ((cc.image_id == "img0") & (cc.text == "red")).any()  # out of every map kind's comparison
+    chance = A.chance_table(table).set_index(["metric", "map"])
+    assert chance.loc[("n texts", ""), "Color"] == 6
+    assert chance.loc[("texts left out (an empty map, or no other object of the category)", ""), "Color"] == 1
+
+
+def test_category_contrasts_mixed_model_orientation():
+    rows, maps, masks = _two_object_scene()
+    table = A.attribute_metrics_table(rows, maps, masks, ot_grid=12)
+    res = A.category_contrasts(table, metrics_shown=("cosine", "js")).set_index(["metric", "contrast"])
+    # colour maps find the object, shape maps barely do: colour is better on both metrics (js: lower is better)
+    assert res.loc[("cosine", "color vs shape"), "estimate"] > 0
+    assert res.loc[("js", "color vs shape"), "estimate"] > 0
+    assert res.loc[("js", "color vs shape"), "ci_low"] < res.loc[("js", "color vs shape"), "ci_high"]
+    assert res.loc[("cosine", "color vs shape"), "n_images_both"] == 4
+    diff = table[table.category == "color"].groupby("image_id")["cosine"].mean() - \
+        table[table.category == "shape"].groupby("image_id")["cosine"].mean()
+    assert res.loc[("cosine", "color vs shape"), "estimate"] == pytest.approx(diff.mean(), rel=1e-4)
+
+
+def test_kl_sensitivity_table():
+    rows, maps, masks = _toy_tables()
+    table = A.attribute_metrics_table(rows, maps, masks, ot_grid=12)
+    sens = A.kl_sensitivity_table(table).set_index("divergence")
+    assert list(sens.index) == ["KLD, eps = 1e-03", "KLD, eps = 1e-06 (Table IX)", "KLD, eps = 1e-09", "JSD (no eps)",
+                                "n texts (non-empty maps)"]
+    assert sens.loc["KLD, eps = 1e-06 (Table IX)", "Color"] == pytest.approx(
+        A.table_ix(table).set_index("metric").loc["KLD", "Color"])
 
 
 def test_table_upsamples_patch_maps_and_reports_missing_inputs():
@@ -202,15 +316,20 @@ def test_location_ablation():
     assert A.location_variant("red") is None
     rows, maps, masks = _toy_tables()
     table = A.attribute_metrics_table(rows, maps, masks, ot_grid=12)
-    ab = A.location_ablation_table(table)
+    ab = A.location_ablation_table(table).set_index("metric")
     assert list(ab.columns) == ["shape", "location+shape", "location"]
-    assert ab.loc["n"].tolist() == [2, 2, 2]
+    assert ab.loc["n objects"].tolist() == [2, 2, 2] and ab.loc["n images"].tolist() == [2, 2, 2]
     # adding "left" barely changes the map here, dropping the shape word ruins it
     assert ab.loc["Cosine similarity", "shape"] == pytest.approx(ab.loc["Cosine similarity", "location+shape"],
                                                                  abs=0.01)
     assert ab.loc["Cosine similarity", "location"] < 0.3
-    tests = A.location_ablation_tests(table)
+    tests = A.location_ablation_tests(table, margins={"cosine": 0.05})
     assert set(tests["variant"]) == {"location+shape", "location"} and (tests["n"] == 2).all()
+    cos = tests[tests.metric == "cosine"].set_index("variant")
+    assert cos.loc["location", "mean_diff"] < 0  # dropping the shape word makes the map worse
+    assert cos.loc["location+shape", "margin"] == 0.05 and "p_tost" in cos
+    assert math.isnan(tests[tests.metric == "ot"]["margin"].iloc[0])  # no margin given: no equivalence claim
+    assert (tests["p_holm"] >= tests["p"]).all()
 
 
 def test_pointing_game_table_wilson():
@@ -219,7 +338,7 @@ def test_pointing_game_table_wilson():
     pg = A.pointing_game_table(table).set_index("category")
     assert pg.loc["color", "rate"] == 1.0 and pg.loc["color", "n"] == 2
     assert pg.loc["color", "ci_low"] < 1.0  # Wilson interval is not degenerate at 2/2
-    assert "size" not in pg.index  # only a constant map there: excluded, not counted as a miss
+    assert pg.loc["size", "rate"] == 0.0  # a constant map has no maximum to point with: a miss
 
 
 def test_analysis_does_not_import_torch():
