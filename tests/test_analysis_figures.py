@@ -59,3 +59,46 @@ def test_fig17_and_fig18(tmp_path):
     for name, fig in (("f17.svg", f17), ("f18.png", f18)):
         fig.savefig(tmp_path / name)
         assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_fig14_on_the_difference_scale():
+    fig = F.fig14(fig14_points(*_fig14_inputs()), scale="difference")
+    assert "minus" in fig.axes[0].get_xlabel()
+    assert "difference" in fig.axes[1].get_xlabel()
+
+
+def _label_boxes(fig, ax):
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    return {t.get_text(): t.get_window_extent(renderer) for t in ax.texts}
+
+
+def _overlaps(boxes):
+    items = list(boxes.items())
+    return [(a, b) for i, (a, ba) in enumerate(items) for b, bb in items[i + 1:] if ba.overlaps(bb)]
+
+
+def test_fig17_and_fig18_label_every_word_without_overlap():
+    """The toy world's vocabulary is small: every point carries its word and no label covers another, even for
+    words whose points nearly coincide."""
+    words = _words(n=17, seed=4)
+    words.loc[1, ["zipf", "mean_importance", "concreteness"]] = words.loc[0, ["zipf", "mean_importance",
+                                                                              "concreteness"]] + 1e-3
+    for fig in (F.fig17(words), F.fig18(words)):
+        ax = fig.axes[0]
+        boxes = _label_boxes(fig, ax)
+        assert set(boxes) == set(words["word"])
+        assert not _overlaps(boxes)
+    # many words: only the extremes are labelled
+    many = _words(n=200, seed=5)
+    assert len(F.fig17(many).axes[0].texts) == 16
+
+
+def test_fig18_draws_the_confidence_band_around_the_line():
+    words = _words()
+    ax = F.fig18(words).axes[0]
+    (band,) = [c for c in ax.collections if "confidence band" in str(c.get_label())]
+    (path,) = band.get_paths()
+    ys = path.vertices[:, 1]
+    line_y = ax.get_lines()[0].get_data()[1]
+    assert ys.min() < line_y.min() and ys.max() > line_y.max()
