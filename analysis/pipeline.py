@@ -156,7 +156,8 @@ def object_masks(instance_mask: np.ndarray) -> dict[int, np.ndarray]:
 # ------------------------------------------------------------------------------------------ §V-B
 def attribute_shard_metrics(map_shard_npz: str | os.PathLike, attributes_table: TableLike, masks_lookup, *,
                             ot_grid: int = AT.DEFAULT_OT_GRID, kl_eps: float = AT.DEFAULT_KL_EPS,
-                            pointing_tolerance: float = 0.0, out: str | os.PathLike | None = None) -> pd.DataFrame:
+                            pointing_tolerance: float = 0.0, baselines: bool = True,
+                            out: str | os.PathLike | None = None) -> pd.DataFrame:
     """Metrics of every attribute text of the shard's images: its map (on the image's pixels) against the
     mask of the object it names (:func:`analysis.attributes.attribute_metrics_table`).
 
@@ -164,9 +165,10 @@ def attribute_shard_metrics(map_shard_npz: str | os.PathLike, attributes_table: 
     measured; a row of such an image without a map raises ``KeyError`` (nothing is dropped silently).
     masks_lookup: see :func:`mask_reader`. A named object with no mask pixels (fully hidden; possible with SAM
     masks) gets NaN metrics and ``status`` = ``"no mask pixels"``; other rows have ``status`` = ``"ok"``.
+    baselines: also score each text's chance levels (uniform map, wrong-object map; ``analysis.attributes``).
 
-    Returns the design columns plus ``target``, the metrics, ``map_empty``, ``score``, ``model_score``,
-    ``status``; written to ``out`` (CSV/TSV/Parquet by suffix) when given.
+    Returns the design columns plus ``map``, ``target``, the metrics, ``map_empty``, ``n_maps``, ``score``,
+    ``model_score``, ``status``; written to ``out`` (CSV/TSV/Parquet by suffix) when given.
     """
     design = _table(attributes_table)
     design["image_id"] = design["image_id"].astype(str)
@@ -183,11 +185,13 @@ def attribute_shard_metrics(map_shard_npz: str | os.PathLike, attributes_table: 
         image_parts = []
         if has_mask.any():
             measured = AT.attribute_metrics_table(rows[has_mask], keyed, {image_id: objects}, ot_grid=ot_grid,
-                                                  kl_eps=kl_eps, pointing_tolerance=pointing_tolerance)
+                                                  kl_eps=kl_eps, pointing_tolerance=pointing_tolerance,
+                                                  baselines=baselines)
             measured["status"] = "ok"
             image_parts.append(measured)
         if (~has_mask).any():
             hidden = rows[~has_mask].copy()
+            hidden["map"] = "explanation"
             hidden["target"] = hidden["object_id"].astype(str)
             hidden["status"] = "no mask pixels"
             image_parts.append(hidden)
@@ -195,7 +199,8 @@ def attribute_shard_metrics(map_shard_npz: str | os.PathLike, attributes_table: 
             part["score"] = [scores[t][0] if t in scores else np.nan for t in part["text"]]
             part["model_score"] = [scores[t][1] if t in scores else np.nan for t in part["text"]]
         parts += image_parts
-    columns = list(design.columns) + ["target", *AT.METRICS, "map_empty", "score", "model_score", "status"]
+    columns = list(design.columns) + ["map", "target", *AT.METRICS, "map_empty", "n_maps", "score", "model_score",
+                                      "status"]
     result = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
     result = result.reindex(columns=columns + [c for c in result.columns if c not in columns])
     if out is not None:
@@ -205,8 +210,11 @@ def attribute_shard_metrics(map_shard_npz: str | os.PathLike, attributes_table: 
 
 def category_stats(metrics: pd.DataFrame, by: str = "category", metrics_shown: Sequence[str] = AT.METRICS,
                    alpha: float = 0.05) -> pd.DataFrame:
-    """Long table: per group and metric the mean, SD, n and the ``1 - alpha`` t-interval of the mean."""
+    """Long table: per group and metric the mean, SD, n and the ``1 - alpha`` t-interval of the mean over the texts
+    (explanation maps, empty maps left out)."""
     rows = []
+    metrics = AT.explanation_rows(metrics)
+    metrics = metrics[~metrics["map_empty"].astype(bool)] if "map_empty" in metrics else metrics
     for key, g in metrics.groupby(by, sort=False):
         for m in metrics_shown:
             x = pd.to_numeric(g[m], errors="coerce").dropna().to_numpy(dtype=float)
@@ -230,40 +238,81 @@ def category_stats(metrics: pd.DataFrame, by: str = "category", metrics_shown: S
 class AttributeSummary:
     """§V-B results (see :func:`attribute_summary`)."""
 
-    metrics: pd.DataFrame  # all per-text rows (status ok)
-    table_ix: pd.DataFrame  # Table IX: paper metrics × category
+    metrics: pd.DataFrame  # all per-text rows (status ok), every map kind
+    table_ix: pd.DataFrame  # Table IX: paper metrics × category, with n and empty-map counts
     table_ix_extra: pd.DataFrame  # pointing game, mass in mask, energy share × category
+    chance: pd.DataFrame  # Table IX beside its chance levels (uniform, wrong object), one complete-case set
+    chance_tests: pd.DataFrame  # explanation vs each chance level, per category, over images
+    contrasts: pd.DataFrame  # the paper's ranking of categories: mixed model, adjacent pairs, Holm per metric
+    kl_sensitivity: pd.DataFrame  # KLD per category at eps 1e-3 / 1e-6 / 1e-9, and JSD
     category_stats: pd.DataFrame  # long: mean, SD, CI per category and metric
     location_ablation: pd.DataFrame  # Appendix B: metric × (shape, location+shape, location)
-    location_tests: pd.DataFrame  # paired t-tests of the variants vs shape
-    pointing_game: pd.DataFrame  # hit rate with Wilson CI per category
-    coverage: pd.DataFrame  # per category: rows designed, measured, missing, skipped
+    location_tests: pd.DataFrame  # the variants vs shape over images; TOST where a margin is given
+    pointing_game: pd.DataFrame  # hit rate with Wilson CI per category, uniform's expected rate
+    by_colour: pd.DataFrame  # colour texts per colour word: pointing, energy share, cosine
+    coverage: pd.DataFrame  # per category: rows designed, measured, missing, skipped, empty maps
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        return {"table_ix": self.table_ix, "table_ix_extra": self.table_ix_extra,
-                "attribute_category_stats": self.category_stats, "location_ablation": self.location_ablation,
-                "location_ablation_tests": self.location_tests, "pointing_game": self.pointing_game,
+        return {"table_ix": self.table_ix, "table_ix_extra": self.table_ix_extra, "table_ix_chance": self.chance,
+                "table_ix_chance_tests": self.chance_tests, "table_ix_contrasts": self.contrasts,
+                "kl_sensitivity": self.kl_sensitivity, "attribute_category_stats": self.category_stats,
+                "location_ablation": self.location_ablation, "location_ablation_tests": self.location_tests,
+                "pointing_game": self.pointing_game, "attribute_by_colour": self.by_colour,
                 "attribute_coverage": self.coverage}
 
     def figures(self) -> dict:
         from .figures import fig_attribute_metrics
 
-        return {"fig_attributes": fig_attribute_metrics(self.category_stats, self.location_ablation_long())}
+        return {"fig_attributes": fig_attribute_metrics(self.category_stats, self.location_ablation_long(),
+                                                        chance=self.chance_levels())}
+
+    def chance_levels(self) -> pd.DataFrame:
+        """Long: category, metric, map (uniform / wrong object), mean over the complete cases."""
+        cc = AT.complete_cases(self.metrics[self.metrics["category"].isin(AT.CATEGORY_ORDER)])
+        cc = cc[cc["map"] != "explanation"]
+        return cc.melt(id_vars=["category", "map"], value_vars=list(AT.PAPER_METRICS), var_name="metric") \
+            .groupby(["category", "map", "metric"], sort=False)["value"].mean().reset_index()
 
     def location_ablation_long(self) -> pd.DataFrame:
-        ab = self.metrics[self.metrics["variant"].astype(str).isin(AT.VARIANT_ORDER)
-                          & self.metrics["category"].isin(["location", LOCATION_ABLATION])]
+        ab = AT.explanation_rows(self.metrics)
+        ab = ab[ab["variant"].astype(str).isin(AT.VARIANT_ORDER)
+                & ab["category"].isin(["location", LOCATION_ABLATION])]
         return category_stats(ab, by="variant", metrics_shown=AT.PAPER_METRICS) if len(ab) else pd.DataFrame()
 
 
+def colour_breakdown(metrics: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """The colour category per colour word (the toy CLIP's single-head maps miss some colour families): texts,
+    pointing game with its Wilson interval, mean energy share and cosine (explanation maps, empty maps counted)."""
+    rows = AT.explanation_rows(metrics)
+    rows = rows[rows["category"] == "color"]
+    out = []
+    for word, g in rows.groupby("text", sort=True):
+        kept = g[~g["map_empty"].astype(bool)]
+        row = {"colour": word, "n_texts": len(kept), "empty_maps": int(g["map_empty"].sum())}
+        if len(kept):
+            pg = proportion_ci_row(kept["pointing"], alpha)
+            row.update(pointing=pg["rate"], pointing_ci_low=pg["ci_low"], pointing_ci_high=pg["ci_high"],
+                       energy_share=float(kept["energy_share"].mean()), cosine=float(kept["cosine"].mean()))
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def proportion_ci_row(hits: pd.Series, alpha: float = 0.05) -> dict:
+    from .stats import proportion_ci
+
+    return proportion_ci(int(hits.sum()), len(hits), alpha=alpha)
+
+
 def attribute_summary(metric_tables: Iterable[TableLike], design_attributes: TableLike | None = None,
-                      alpha: float = 0.05) -> AttributeSummary:
+                      alpha: float = 0.05, equivalence_margins: Mapping[str, float] | None = None
+                      ) -> AttributeSummary:
     """Aggregate the per-shard tables of :func:`attribute_shard_metrics` into the §V-B results.
 
     Table IX uses the five categories' rows only (not the ablation rows); the Appendix-B ablation uses the
     ``location`` rows (variant location+shape) and the ``location_ablation`` rows (shape, location), paired by
-    object. With ``design_attributes`` the coverage table also counts designed rows that no shard measured
-    (failed images) — they are reported, not silently ignored.
+    object, with TOST for the metrics that ``equivalence_margins`` gives a margin (metric → margin in its units).
+    With ``design_attributes`` the coverage table also counts designed rows that no shard measured (failed
+    images) — they are reported, not silently ignored.
     """
     parts = [_table(t) for t in metric_tables]
     allrows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -272,10 +321,13 @@ def attribute_summary(metric_tables: Iterable[TableLike], design_attributes: Tab
     allrows["image_id"] = allrows["image_id"].astype(str)
     if "status" not in allrows:
         allrows["status"] = "ok"
+    if "map" not in allrows:
+        allrows["map"] = "explanation"
     if "variant" not in allrows:
         allrows["variant"] = ""
     allrows["variant"] = allrows["variant"].fillna("").astype(str)
-    dup = allrows.duplicated(subset=["image_id", "category", "text", "object_id"])
+    allrows["map_empty"] = allrows["map_empty"].fillna(False).astype(bool) if "map_empty" in allrows else False
+    dup = allrows.duplicated(subset=["image_id", "category", "text", "object_id", "map"])
     if dup.any():
         raise ValueError(f"{int(dup.sum())} attribute rows measured twice (same shard given twice?)")
     ok = allrows[allrows["status"] == "ok"].copy()
@@ -284,35 +336,43 @@ def attribute_summary(metric_tables: Iterable[TableLike], design_attributes: Tab
     ablation = ok[(ok["category"].isin(["location", LOCATION_ABLATION])) & ok["variant"].isin(AT.VARIANT_ORDER)]
     if len(ablation):
         loc_table = AT.location_ablation_table(ablation, variant_col="variant")
-        tests = [AT.location_ablation_tests(ablation, metric=m, variant_col="variant") for m in AT.PAPER_METRICS]
-        loc_tests = pd.concat([t for t in tests if len(t)], ignore_index=True) if any(len(t) for t in tests) \
-            else pd.DataFrame()
+        loc_tests = AT.location_ablation_tests(ablation, variant_col="variant", margins=equivalence_margins,
+                                               alpha=alpha)
     else:
         loc_table, loc_tests = pd.DataFrame(), pd.DataFrame()
 
-    cov = allrows.groupby("category").agg(measured=("status", lambda s: int((s == "ok").sum())),
-                                          skipped=("status", lambda s: int((s != "ok").sum())))
+    expl = AT.explanation_rows(allrows)
+    cov = expl.groupby("category").agg(measured=("status", lambda s: int((s == "ok").sum())),
+                                       skipped=("status", lambda s: int((s != "ok").sum())),
+                                       empty_maps=("map_empty", lambda s: int(s.sum())))
     if design_attributes is not None:
         d = _table(design_attributes)
         d["image_id"] = d["image_id"].astype(str)
         key = ["image_id", "category", "text", "object_id"]
         designed = d.groupby("category").size().rename("designed")
-        merged = d[key].merge(allrows[key].drop_duplicates(), on=key, how="left", indicator=True)
+        merged = d[key].merge(expl[key].drop_duplicates(), on=key, how="left", indicator=True)
         missing = merged[merged["_merge"] == "left_only"].groupby("category").size().rename("missing")
         cov = pd.concat([designed, cov, missing], axis=1).fillna(0).astype(int)
+        cov = cov[["designed", "measured", "missing", "skipped", "empty_maps"]]
         if cov["missing"].sum():
             warnings.warn(f"{int(cov['missing'].sum())} designed attribute rows have no metrics "
                           "(images missing from the shards)", RuntimeWarning, stacklevel=2)
     order = [c for c in (*AT.CATEGORY_ORDER, LOCATION_ABLATION) if c in cov.index]
     cov = cov.reindex(order + [c for c in cov.index if c not in order]).reset_index(names="category")
+    has_baselines = set(AT.MAP_KINDS) <= set(main["map"])
     return AttributeSummary(
         metrics=ok.reset_index(drop=True),
         table_ix=AT.table_ix(main),
         table_ix_extra=AT.table_ix(main, metrics_shown=extra_metrics),
+        chance=AT.chance_table(main) if has_baselines else pd.DataFrame(),
+        chance_tests=AT.chance_tests(main, alpha=alpha) if has_baselines else pd.DataFrame(),
+        contrasts=AT.category_contrasts(main, alpha=alpha),
+        kl_sensitivity=AT.kl_sensitivity_table(main),
         category_stats=category_stats(main, alpha=alpha),
         location_ablation=loc_table,
         location_tests=loc_tests,
         pointing_game=AT.pointing_game_table(main, alpha=alpha),
+        by_colour=colour_breakdown(main, alpha),
         coverage=cov,
     )
 
@@ -322,51 +382,35 @@ def attribute_summary(metric_tables: Iterable[TableLike], design_attributes: Tab
 class AddibilitySummary:
     """§V-A results (see :func:`addibility_summary`)."""
 
-    scores: pd.DataFrame  # long: image × phrase type × method → cosine
+    scores: pd.DataFrame  # long: image × phrase type × method → cosine (+ empty)
     table_viii: pd.DataFrame
-    ttests: pd.DataFrame  # each method vs add, over all pairs
-    ttests_by_group: pd.DataFrame  # … within (group, phrase type)
+    tests: pd.DataFrame  # add vs each other method, over images (one family, Holm)
+    tests_by_phrase_type: pd.DataFrame  # … within each group and phrase type (one family, Holm)
     points: pd.DataFrame  # Fig. 14 (left)
-    pairs: pd.DataFrame  # Fig. 14 (right)
-    regressions: pd.DataFrame  # phrase rel. score ~ word rel. score
-    coverage: pd.DataFrame  # per group: designed, measured, missing images
+    regressions: pd.DataFrame  # phrase relative score ~ word relative score, ratio and difference scales
+    r2_difference: pd.DataFrame  # R² matched - R² mismatched with a bootstrap CI, per scale
+    score_tests: pd.DataFrame  # the paper's Fig. 14 claims about scores, over images (one family, Holm)
+    map_similarity: pd.DataFrame  # map similarity to the base word per text kind
+    coverage: pd.DataFrame  # per group: designed, measured, missing images, empty cases
     notes: list[str] = field(default_factory=list)
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        return {"table_viii": self.table_viii, "addibility_ttests": self.ttests,
-                "addibility_ttests_by_group": self.ttests_by_group, "fig14_regressions": self.regressions,
+        return {"table_viii": self.table_viii, "addibility_tests": self.tests,
+                "addibility_tests_by_phrase_type": self.tests_by_phrase_type,
+                "fig14_score_tests": self.score_tests, "fig14_regressions": self.regressions,
+                "fig14_r2_difference": self.r2_difference, "fig14_map_similarity": self.map_similarity,
                 "addibility_coverage": self.coverage}
 
     def figures(self) -> dict:
         from .figures import fig14
 
-        return {"fig14": fig14(self.points)}
-
-
-def _safe_regressions(points: pd.DataFrame) -> pd.DataFrame:
-    rows = []
-    pairs = AD.fig14_pairs(points)
-    for ptype, g in pairs.groupby("phrase_type", sort=False):
-        try:
-            rows.append({"phrase_type": ptype, **AD.ols_fit(g["word_rel_score"], g["phrase_rel_score"]),
-                         "note": ""})
-        except ValueError as err:
-            rows.append({"phrase_type": ptype, "n": int(g[["word_rel_score", "phrase_rel_score"]].notna()
-                                                         .all(axis=1).sum()), "note": str(err)})
-    return pd.DataFrame(rows)
-
-
-def _safe(fn, *args, **kw) -> pd.DataFrame:
-    try:
-        return fn(*args, **kw)
-    except ValueError as err:  # too few pairs for a t-test
-        return pd.DataFrame([{"note": str(err)}])
+        return {"fig14": fig14(self.points), "fig14_differences": fig14(self.points, scale="difference")}
 
 
 def addibility_summary(map_shards: Iterable[str | os.PathLike], addibility_design: TableLike, *,
-                       resolution: str = "pixels", score: str = "model_score",
-                       strict: bool = False) -> AddibilitySummary:
-    """§V-A from the image-map shards: Table VIII, paired t-tests, Fig. 14 points/pairs, regressions.
+                       resolution: str = "pixels", score: str = "model_score", strict: bool = False,
+                       alpha: float = 0.05) -> AddibilitySummary:
+    """§V-A from the image-map shards: Table VIII, tests over images, Fig. 14 points, regressions and claims.
 
     Maps are taken at ``resolution`` ("pixels": on the image, as the paper's heat maps; "grid": the patch grid)
     and min-max normalised (:mod:`analysis.addibility`). ``score``: ``model_score`` (the model's own cosine,
@@ -406,14 +450,18 @@ def addibility_summary(map_shards: Iterable[str | os.PathLike], addibility_desig
     cov["measured"] = design[design["image_id"].isin(seen)].groupby("group").size()
     cov = cov.fillna(0).astype(int)
     cov["missing"] = cov["designed"] - cov["measured"]
+    cases = scores.drop_duplicates(["image_id", "phrase_type"])
+    cov["empty_cases"] = cases.groupby("group")["empty"].sum().reindex(cov.index).fillna(0).astype(int)
     return AddibilitySummary(
         scores=scores,
         table_viii=AD.table_viii(scores),
-        ttests=_safe(AD.method_ttests, scores),
-        ttests_by_group=_safe(AD.method_ttests, scores, by=("group", "phrase_type")),
+        tests=AD.method_tests(scores, alpha=alpha),
+        tests_by_phrase_type=AD.method_tests(scores, by=("group", "phrase_type"), alpha=alpha),
         points=points,
-        pairs=AD.fig14_pairs(points),
-        regressions=_safe_regressions(points),
+        regressions=AD.fig14_regressions(points),
+        r2_difference=AD.r2_difference(points),
+        score_tests=AD.score_claim_tests(points, alpha),
+        map_similarity=AD.map_similarity_summary(points),
         coverage=cov.reset_index(),
         notes=notes,
     )
@@ -524,14 +572,24 @@ def concreteness_tables(study: CO.ConcretenessStudy) -> dict[str, pd.DataFrame]:
         _fit_row("Fig. 18", "importance ~ concreteness", study.concreteness_fit),
         _fit_row("Fig. 17", "importance ~ log10 frequency", study.frequency_fit),
     ])
-    controlled = study.controlled_coefs.reset_index()
+    controlled = study.controlled_coefs.rename_axis("term").reset_index()
     for k, v in study.controlled_model.items():
         controlled[f"model_{k}"] = v
     words = study.words.copy()
     top = words.sort_values("mean_importance", ascending=False)
     return {"concreteness_regressions": regs, "concreteness_controlled": controlled,
-            "concreteness_words": words, "concreteness_top_bottom": pd.concat([top.head(15), top.tail(15)]),
+            "concreteness_words": words, "concreteness_top_bottom": top_bottom(top, 15),
             "concreteness_missing": study.missing}
+
+
+def top_bottom(ranked: pd.DataFrame, n: int = 15) -> pd.DataFrame:
+    """The ``n`` first and the ``n`` last rows of a ranked table, without repeating a row when it has fewer than
+    2n rows (then the first half and the rest), with a column ``end`` saying which end each row is from."""
+    k = min(n, (len(ranked) + 1) // 2)
+    top = ranked.head(k).assign(end="most important")
+    bottom = ranked.iloc[max(k, len(ranked) - n):].assign(end="least important")
+    out = pd.concat([top, bottom], ignore_index=True)
+    return out[["end", *[c for c in out.columns if c != "end"]]]
 
 
 def concreteness_figures(study: CO.ConcretenessStudy, annotate: int = 8) -> dict:
@@ -543,32 +601,41 @@ def concreteness_figures(study: CO.ConcretenessStudy, annotate: int = 8) -> dict
 
 # ----------------------------------------------------------------------------------------- galleries
 def study_galleries(design_dir: str | os.PathLike, map_shards: Iterable[str | os.PathLike], n_images: int = 4,
-                    seed: int = 0) -> dict:
-    """The report's heat-map galleries: ``{"fig13": Figure, "fig15": Figure}`` (a gallery whose design table is
-    empty is left out) for ``n_images`` images drawn with ``seed`` from each design table."""
+                    seed: int = 0, words: TableLike | None = None) -> dict:
+    """The report's heat-map galleries: ``{"fig13": Figure, "fig15": Figure, "fig16": Figure}`` (one whose design
+    table is empty is left out): Fig. 13 for ``n_images`` images drawn with ``seed`` from the addibility design,
+    Figs. 15 and 16 for the richest image of the attribute design (``analysis.gallery.gallery_plan``). ``words``:
+    the word importances of the gallery texts (``gradeclip.batch`` CSV of ``gallery_text_jobs``) for the text heat
+    maps."""
     from gradeclip.io import load_image
 
     from .design import StudyDesign
     from .gallery import (addibility_gallery_keys, addibility_gallery_rows, attribute_gallery_keys,
-                          attribute_gallery_rows, heatmap_gallery, pick_images)
+                          attribute_gallery_rows, gallery_plan, heatmap_gallery, mask_map_rows, word_importances)
 
     design = StudyDesign.read(design_dir)
     shards = list(map_shards)
     images_table = design.images.set_index(design.images["image_id"].astype(str))
+    plan = gallery_plan(design.addibility, design.attributes, n_images, seed)
+    word_maps = word_importances(_table(words)) if words is not None else {}
     figures = {}
-    plans = [("fig13", design.addibility, addibility_gallery_keys),
-             ("fig15", design.attributes, attribute_gallery_keys)]
-    for key, table, keys_of in plans:
-        if table.empty or n_images <= 0:
-            continue
-        ids = pick_images(table, n_images, seed)
-        maps, scores = collect_maps(shards, keys_of(table, ids))
+
+    def load(ids):
+        return {i: np.asarray(load_image(images_table.loc[i, "path"])) for i in ids}
+
+    if plan["fig13"]:
+        maps, scores = collect_maps(shards, addibility_gallery_keys(design.addibility, plan["fig13"]))
         score_of = {(str(r.image_id), r.text): r.model_score for r in scores.itertuples(index=False)}
-        images = {i: np.asarray(load_image(images_table.loc[i, "path"])) for i in ids}
-        if key == "fig13":
-            rows = addibility_gallery_rows(table, images, maps, score_of)
-        else:
-            masks = {i: object_masks(_read_instance_mask(images_table.loc[i, "mask_path"])) for i in ids}
-            rows = attribute_gallery_rows(table, images, masks, maps, score_of)
-        figures[key] = heatmap_gallery(rows)
+        rows = addibility_gallery_rows(design.addibility, load(plan["fig13"]), maps, score_of, words=word_maps)
+        figures["fig13"] = heatmap_gallery(rows, scale="row")
+    if plan["fig15"] is not None:
+        image_id = plan["fig15"]
+        maps, scores = collect_maps(shards, attribute_gallery_keys(design.attributes, [image_id]))
+        score_of = {(str(r.image_id), r.text): r.model_score for r in scores.itertuples(index=False)}
+        image = load([image_id])
+        masks = {image_id: object_masks(_read_instance_mask(images_table.loc[image_id, "mask_path"]))}
+        rows, labels = attribute_gallery_rows(design.attributes, image, masks, maps, score_of, words=word_maps)
+        figures["fig15"] = heatmap_gallery(rows, scale="figure", row_labels=labels)
+        figures["fig16"] = heatmap_gallery(mask_map_rows(design.attributes, image_id, image[image_id],
+                                                         masks[image_id], maps), scale="figure")
     return figures

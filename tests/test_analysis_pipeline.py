@@ -94,7 +94,10 @@ def attribute_setup(tmp_path):
 
 def test_map_equal_to_mask_is_perfect_and_concentrated_beats_diffuse(attribute_setup):
     tmp, design, (s1, _), _ = attribute_setup
-    m = P.attribute_shard_metrics(s1, tmp / "attributes.tsv", tmp / "images.tsv", ot_grid=8)
+    everything = P.attribute_shard_metrics(s1, tmp / "attributes.tsv", tmp / "images.tsv", ot_grid=8)
+    # 6 texts; the 4 of the Table IX categories also get their chance levels (uniform, wrong object)
+    assert len(everything) == 6 + 2 * 4 and set(everything["map"]) == {"explanation", "uniform", "wrong object"}
+    m = everything[everything["map"] == "explanation"]
     assert set(m["image_id"]) == {"img1"} and len(m) == 6 and (m["status"] == "ok").all()
     red = m.set_index("text").loc["red"]
     assert red["cosine"] == pytest.approx(1.0) and red["js"] == pytest.approx(0.0, abs=1e-9)
@@ -141,14 +144,16 @@ def test_attribute_summary_tables(attribute_setup):
         P.attribute_shard_metrics(s, tmp / "attributes.tsv", tmp / "images.tsv", ot_grid=8, out=paths[-1])
     with pytest.warns(RuntimeWarning, match="no metrics"):
         summary = P.attribute_summary(paths, design_attributes=tmp / "attributes.tsv")
-    t9 = summary.table_ix
+    t9 = summary.table_ix.set_index("metric")
     assert list(t9.columns) == ["Color", "Shape", "Material", "Location"]
-    assert t9.loc["n", "Color"] == 2 and t9.loc["n", "Location"] == 2  # ablation rows are not in Table IX
+    assert t9.loc["n texts", "Color"] == 2 and t9.loc["n texts", "Location"] == 2  # ablation rows not in Table IX
     assert t9.loc["Cosine similarity", "Color"] > t9.loc["Cosine similarity", "Material"]
-    ab = summary.location_ablation
-    assert list(ab.columns) == ["shape", "location+shape", "location"] and (ab.loc["n"] == 2).all()
+    ab = summary.location_ablation.set_index("metric")
+    assert list(ab.columns) == ["shape", "location+shape", "location"] and (ab.loc["n objects"] == 2).all()
     assert ab.loc["Cosine similarity", "shape"] > ab.loc["Cosine similarity", "location"]
     assert set(summary.location_tests["variant"]) == {"location+shape", "location"}
+    for key, table in summary.tables().items():  # no pandas index, no repeated row, in any table
+        assert isinstance(table.index, pd.RangeIndex) and not table.duplicated().any(), key
     cov = summary.coverage.set_index("category")
     assert cov.loc["color", "designed"] == 3 and cov.loc["color", "missing"] == 1  # img3 has no maps
     pg = summary.pointing_game.set_index("category")
@@ -197,11 +202,14 @@ def test_addibility_summary_add_maps_reproduce_the_phrase(tmp_path):
     shards, design = addibility_shards(tmp_path)
     write_table(design, tmp_path / "addibility.tsv")
     s = P.addibility_summary(shards, tmp_path / "addibility.tsv")
-    t8 = s.table_viii
-    assert t8.loc["add", ("matched", "adj+noun")] == pytest.approx(1.0)
-    assert t8.loc["add", ("matched", "adj+noun")] > t8.loc["multiply", ("matched", "adj+noun")]
-    assert t8.loc["add", ("matched", "adj+noun")] > t8.loc["maximum", ("matched", "adj+noun")]
-    assert t8.loc["multiply", ("p vs add", "")] < 0.05 and t8.loc["multiply", ("n pairs", "")] == 12
+    t8 = s.table_viii.set_index("method")
+    assert t8.loc["add", "matched | adj+noun"] == pytest.approx(1.0)
+    assert t8.loc["add", "matched | adj+noun"] > t8.loc["multiply", "matched | adj+noun"]
+    assert t8.loc["add", "matched | adj+noun"] > t8.loc["maximum", "matched | adj+noun"]
+    tests = s.tests.set_index("method")
+    assert tests.loc["multiply", "p"] < 0.05 and tests.loc["multiply", "n"] == 6  # images
+    assert set(s.tables()) >= {"fig14_score_tests", "fig14_r2_difference", "addibility_tests"}
+    assert set(s.regressions["scale"]) == {"ratio", "difference"}
     pts = s.points
     assert len(pts) == 6 * 5
     base = pts[pts["kind"] == "base word"]
@@ -299,3 +307,14 @@ def test_concreteness_summary_with_given_ratings(tmp_path):
     tables = P.concreteness_tables(study)
     assert set(tables) >= {"concreteness_regressions", "concreteness_controlled", "concreteness_words"}
     assert tables["concreteness_regressions"]["model"].tolist() == ["Fig. 18", "Fig. 17"]
+
+
+def test_top_bottom_never_repeats_a_word():
+    ranked = pd.DataFrame({"word": [f"w{i}" for i in range(17)], "mean_importance": np.linspace(1, 0, 17)})
+    small = P.top_bottom(ranked, 15)
+    assert len(small) == 17 and small["word"].is_unique  # 17 words: each once, not 30 rows with 13 repeats
+    assert (small["end"] == "most important").sum() == 9
+    big = P.top_bottom(pd.concat([ranked] * 3, ignore_index=True).assign(word=lambda d: [f"v{i}" for i in
+                                                                                          range(len(d))]), 15)
+    assert len(big) == 30 and big["word"].is_unique
+    assert big["word"].iloc[-1] == "v50" and big["word"].iloc[0] == "v0"
