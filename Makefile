@@ -2,7 +2,8 @@
 #   make run    the main job on the embedded default: the whole study on the toy world (shipped toy CLIP), offline
 #   make test   the test suite
 #   make paper-smoke   the paper's workflow (config/paper.yaml's setup) on miniature data in the real formats, CPU
-# Both create .venv and install the project into it first (pip, pinned torch; WordNet from Debian if missing).
+# Both create .venv and install the project into it first (pip, pinned torch; WordNet and Chromium from Debian if
+# missing).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -18,11 +19,17 @@ $(STAMP): pyproject.toml
 	touch $@
 
 # WordNet for the lemma fallback of the concreteness study (nltk's downloader needs the internet; Debian ships it).
+# Chromium for the test that renders the report in a real browser (headless; tests/browser_layout.py).
 system-deps:
 	@if [ ! -f $(WORDNET) ]; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base wordnet-sense-index >/dev/null; \
 	  else echo "note: WordNet not found ($(WORDNET)); install Debian's wordnet-base and wordnet-sense-index for lemma lookups"; fi; \
+	fi
+	@if ! command -v chromium >/dev/null; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: chromium not found; install Debian's chromium for the report's browser test"; fi; \
 	fi
 
 install: $(STAMP) system-deps
