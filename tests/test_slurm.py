@@ -176,8 +176,8 @@ def test_job_killed_by_the_scheduler_is_retried_with_identical_outputs(cluster, 
                 job_id, comment, start = line.split("|")
                 if not comment.startswith("rule_explain_images_wildcards_"):
                     continue
-                shard = comment.rsplit("_", 1)[1]
-                rule_log = ROOT / "logs" / "explain_images" / f"shard_{shard}.log"
+                heads, shard = comment.rsplit("_", 2)[1:]  # wildcards {heads} and {shard}, in that order
+                rule_log = ROOT / "logs" / "explain_images" / heads / f"shard_{shard}.log"
                 job_start = datetime.fromisoformat(start).timestamp()
                 seen = time.time()
                 while time.time() - seen < 30:

@@ -43,7 +43,7 @@ def snakemake(configfile: Path, *args: str, check: bool = True, **kw) -> subproc
 def _outputs(tmp: Path) -> dict[str, bytes]:
     """Every table and every explanation shard's content (the report HTML carries a date, so it is excluded)."""
     files = {}
-    for p in sorted((tmp / "reports" / "tables").glob("*.csv")) + sorted((tmp / "results").rglob("shard_*.*")):
+    for p in sorted((tmp / "reports").rglob("*.csv")) + sorted((tmp / "results").rglob("shard_*.*")):
         files[str(p.relative_to(tmp))] = p.read_bytes()
     return files
 
@@ -59,23 +59,47 @@ def finished_run(tmp_path_factory):
 def test_whole_workflow_produces_the_report(finished_run):
     tmp, _ = finished_run
     html = (tmp / "reports" / "report.html").read_text()
-    for caption in ("Table VIII", "Table IX", "Fig. 14", "Fig. 18"):
+    for caption in ("Table VIII", "Table IX", "Fig. 14", "Fig. 18", "Fig. 15", "Fig. 16"):
         assert caption in html
     assert 'src="http' not in html and "data:image/png;base64," in html
-    for name in ("table_viii", "table_ix", "concreteness_regressions"):
-        assert (tmp / "reports" / "tables" / f"{name}.csv").stat().st_size > 0
+    assert 'class="banner"' in html and 'class="findings"' in html  # the toy world's frame, findings in words
+    for mode in ("single", "multi"):  # the default run explains with both head modes
+        for name in ("table_viii", "addibility_tests", "table_ix", "table_ix_chance", "table_ix_contrasts",
+                     "location_ablation_tests", "kl_sensitivity", "concreteness_regressions"):
+            assert (tmp / "reports" / mode / "tables" / f"{name}.csv").stat().st_size > 0
+    comparison = pd.read_csv(tmp / "reports" / "tables" / "paper_comparison.csv")
+    assert list(comparison.columns) == ["analysis", "quantity", "paper", "this_run", "verdict"]
+    assert set(comparison["verdict"]) <= {"agrees", "differs", "inconclusive", "not comparable"}
+    assert {"[heads=single]", "[heads=multi]"} <= {a[a.index("["):] for a in comparison["analysis"]}
+    power = pd.read_csv(tmp / "reports" / "tables" / "power.csv")
+    assert {"§V-A Table VIII", "§V-B Table IX ranking", "§V-B Appendix B"} <= set(power["analysis"])
+    for csv in (tmp / "reports").rglob("*.csv"):  # no pandas index column, no repeated row
+        table = pd.read_csv(csv)
+        assert not {"index", "Unnamed: 0"} & set(table.columns) and not table.duplicated().any(), csv
     sanity = pd.read_csv(tmp / "reports" / "tables" / "toy_sanity.csv")
-    assert list(sanity["map"])[:2] == ['Grad-ECLIP, heads="single" (this run)', 'Grad-ECLIP, heads="multi"']
+    assert list(sanity["map"])[:2] == ['Grad-ECLIP, heads="single" (this run)', 'Grad-ECLIP, heads="multi" (this run)']
     assert (sanity["n_scenes"] == 8).all() and "Toy-world sanity check" in html
+    by_colour = pd.read_csv(tmp / "reports" / "tables" / "toy_sanity_by_colour.csv")
+    assert {"single_pointing", "multi_pointing"} <= set(by_colour.columns) and by_colour["n"].sum() == 8
     # the design summary heading the report counts what the design rule wrote: every table covers the 4 scenes
     design = pd.read_csv(tmp / "reports" / "tables" / "design_summary.csv").set_index("table")
     counts = json.loads((tmp / "results" / "design" / "design.json").read_text())["counts"]
     assert design["rows"].to_dict() == counts and (design["images"] == 4).all()
     assert "Study design: rows and images" in html
-    for name in ("fig13", "fig14", "fig15", "fig17", "fig18"):
-        assert (tmp / "reports" / "figures" / f"{name}.png").exists()
-        assert (tmp / "reports" / "figures" / f"{name}.svg").exists()
-    assert list((ROOT / "logs").glob("explain_images/shard_*.log"))
+    for mode in ("single", "multi"):
+        for name in ("fig13", "fig14", "fig14_differences", "fig15", "fig16", "fig17", "fig18", "fig_attributes"):
+            assert (tmp / "reports" / mode / "figures" / f"{name}.png").exists(), (mode, name)
+            assert (tmp / "reports" / mode / "figures" / f"{name}.svg").exists(), (mode, name)
+    assert list((ROOT / "logs").glob("explain_images/*/shard_*.log"))
+
+
+def test_report_fits_the_page_in_chromium(finished_run):
+    from browser_layout import PRINT_WIDTH_PX, layout
+
+    html = (finished_run[0] / "reports" / "report.html").read_text()
+    for width, print_media in ((1400, False), (PRINT_WIDTH_PX, True)):
+        measured = layout(html, width, print_media)
+        assert measured["tables"] > 20 and measured["too_wide"] == [], measured
 
 
 def test_second_run_has_nothing_to_do(finished_run):
@@ -89,12 +113,12 @@ def test_snakemake_report_captions_every_figure(finished_run):
     report = tmp / "snakemake_report.html"
     snakemake(cfg, "--report", str(report))
     html = report.read_text(errors="replace")
-    figures = sorted((tmp / "reports" / "figures").glob("*.png"))
+    figures = sorted((tmp / "reports").rglob("*.png"))
     assert figures
     for figure in figures:
         assert figure.name in html, figure.name
     # every caption file of workflow/report/ that a rule of the toy config uses is rendered into the report
-    for caption in ("table_viii.rst", "table_ix.rst", "fig14.rst", "fig18.rst"):
+    for caption in ("table_viii.rst", "table_ix.rst", "fig14.rst", "fig15.rst", "fig16.rst", "fig18.rst"):
         first_line = (ROOT / "workflow" / "report" / caption).read_text().strip().splitlines()[0]
         assert first_line[:40] in html, caption
 
@@ -108,9 +132,10 @@ def test_config_change_reruns_only_dependent_rules(finished_run):
     out = snakemake(cfg2, "-n", "--quiet", "rules")
     text = out.stdout + out.stderr
     rules = {line.split()[0] for line in text.splitlines()
-             if line.strip() and line.split()[0] in {"galleries", "report", "explain_images", "explain_texts",
-                                                      "toy_scenes", "study_design", "attribute_metrics"}}
-    assert rules == {"galleries", "report"}, text
+             if line.strip() and line.split()[0] in {"galleries", "gallery_words", "report", "explain_images",
+                                                      "explain_texts", "toy_scenes", "study_design",
+                                                      "attribute_metrics"}}
+    assert rules == {"galleries", "gallery_words", "report"}, text
 
 
 def test_killed_run_resumes_to_identical_outputs(finished_run, tmp_path):

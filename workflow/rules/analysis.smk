@@ -1,66 +1,76 @@
-# The section V analyses: per-shard tables, then one aggregation rule per study writing tables (CSV) and
-# figures (PNG, SVG) to the reports folder, and a manifest of what it wrote for the report rule.
-IMAGE_SHARDS = image_shard_files  # input functions (common.smk): the shards follow the design's job lists
-TEXT_SHARDS = text_shard_files
+# The section V analyses, once per head mode ({heads}: config method.heads, one mode or a list): per-shard tables,
+# then one aggregation rule per study writing tables (CSV) and figures (PNG, SVG) to <reports>/<heads>/, and a
+# manifest of what it wrote for the report rule. The shard lists are input functions (common.smk): the shards follow
+# the design's job lists, per head mode.
+MODE_REPORTS = f"{REPORTS}/{{heads}}"
+
+
+wildcard_constraints:
+    heads="single|multi",
 
 
 rule attribute_metrics:
-    """Section V-B, one shard: each attribute text's map against its object's mask (cosine, Pearson, OT, KL, JS,
-    pointing game, energy share)."""
+    """Section V-B, one shard: each attribute text's map against its object's mask (cosine, Pearson, OT, KL at three
+    eps, JS, pointing game, energy share), and the same for its chance levels (uniform map, wrong-object map)."""
     conda:
         "../../environment.yml"
     input:
-        maps=f"{RESULTS}/explanations/images/shard_{{shard}}.npz",
+        maps=f"{RESULTS}/explanations/{{heads}}/images/shard_{{shard}}.npz",
         attributes=DESIGN_FILES["attributes"],
         images=DESIGN_FILES["images"],
     output:
-        f"{RESULTS}/analysis/attributes/shard_{{shard}}.csv",
+        f"{RESULTS}/analysis/{{heads}}/attributes/shard_{{shard}}.csv",
     resources:
         mem_mb=3000,
     log:
-        "logs/attribute_metrics/shard_{shard}.log",
+        "logs/attribute_metrics/{heads}/shard_{shard}.log",
     script:
         "../scripts/attribute_metrics.py"
 
 
 rule attribute_summary:
-    """Section V-B: Table IX, the location ablation (Appendix B), pointing game."""
+    """Section V-B: Table IX with chance levels and the mixed-model ranking, the location ablation (Appendix B) with
+    its equivalence test, KL's eps sensitivity, pointing game, colour breakdown."""
     conda:
         "../../environment.yml"
     input:
         shards=attribute_shard_files,
         attributes=DESIGN_FILES["attributes"],
     output:
-        table=report(f"{REPORTS}/tables/table_ix.csv", caption="../report/table_ix.rst", category="V-B attributes"),
-        figure=report(f"{REPORTS}/figures/fig_attributes.png", caption="../report/fig_attributes.rst",
-                      category="V-B attributes"),
-        manifest=f"{RESULTS}/analysis/attributes.json",
+        table=report(f"{MODE_REPORTS}/tables/table_ix.csv", caption="../report/table_ix.rst",
+                     category="V-B attributes", subcategory="{heads}"),
+        figure=report(f"{MODE_REPORTS}/figures/fig_attributes.png", caption="../report/fig_attributes.rst",
+                      category="V-B attributes", subcategory="{heads}"),
+        manifest=f"{RESULTS}/analysis/{{heads}}/attributes.json",
     params:
         reports=lambda wc, output: parent_dir(output.table, 2),
     log:
-        "logs/attribute_summary.log",
+        "logs/attribute_summary/{heads}.log",
     script:
         "../scripts/attribute_summary.py"
 
 
 rule addibility_summary:
-    """Section V-A: Table VIII, paired t-tests against add, Fig. 14."""
+    """Section V-A: Table VIII and its tests over images, Fig. 14 (ratios and differences) and its claims."""
     conda:
         "../../environment.yml"
     input:
-        shards=IMAGE_SHARDS,
+        shards=image_shard_files,
         addibility=DESIGN_FILES["addibility"],
     output:
-        table=report(f"{REPORTS}/tables/table_viii.csv", caption="../report/table_viii.rst",
-                     category="V-A addibility"),
-        figure=report(f"{REPORTS}/figures/fig14.png", caption="../report/fig14.rst", category="V-A addibility"),
-        manifest=f"{RESULTS}/analysis/addibility.json",
+        table=report(f"{MODE_REPORTS}/tables/table_viii.csv", caption="../report/table_viii.rst",
+                     category="V-A addibility", subcategory="{heads}"),
+        figure=report(f"{MODE_REPORTS}/figures/fig14.png", caption="../report/fig14.rst",
+                      category="V-A addibility", subcategory="{heads}"),
+        differences=report(f"{MODE_REPORTS}/figures/fig14_differences.png", caption="../report/fig14_differences.rst",
+                           category="V-A addibility", subcategory="{heads}"),
+        manifest=f"{RESULTS}/analysis/{{heads}}/addibility.json",
     params:
         reports=lambda wc, output: parent_dir(output.table, 2),
     resources:
         mem_mb=4000,
     log:
-        "logs/addibility_summary.log",
+        "logs/addibility_summary/{heads}.log",
     script:
         "../scripts/addibility_summary.py"
 
@@ -88,60 +98,93 @@ rule concreteness_summary:
         "../../environment.yml"
     input:
         unpack(concreteness_sources),
-        shards=TEXT_SHARDS,
+        shards=text_shard_files,
     output:
-        table=report(f"{REPORTS}/tables/concreteness_regressions.csv", caption="../report/concreteness.rst",
-                     category="V-C concreteness"),
-        fig17=report(f"{REPORTS}/figures/fig17.png", caption="../report/fig17.rst", category="V-C concreteness"),
-        fig18=report(f"{REPORTS}/figures/fig18.png", caption="../report/fig18.rst", category="V-C concreteness"),
-        manifest=f"{RESULTS}/analysis/concreteness.json",
+        table=report(f"{MODE_REPORTS}/tables/concreteness_regressions.csv", caption="../report/concreteness.rst",
+                     category="V-C concreteness", subcategory="{heads}"),
+        fig17=report(f"{MODE_REPORTS}/figures/fig17.png", caption="../report/fig17.rst",
+                     category="V-C concreteness", subcategory="{heads}"),
+        fig18=report(f"{MODE_REPORTS}/figures/fig18.png", caption="../report/fig18.rst",
+                     category="V-C concreteness", subcategory="{heads}"),
+        manifest=f"{RESULTS}/analysis/{{heads}}/concreteness.json",
     params:
         reports=lambda wc, output: parent_dir(output.table, 2),
         top_n=config["study"]["concreteness_top_n"],
     log:
-        "logs/concreteness_summary.log",
+        "logs/concreteness_summary/{heads}.log",
     script:
         "../scripts/concreteness_summary.py"
 
 
-rule galleries:
-    """Heat-map galleries in the style of the paper's Figs. 13 (words and phrases) and 15 (attributes, masks)."""
+rule gallery_words:
+    """Word importances of the texts the galleries show (their text heat maps), each against its own image."""
     conda:
         "../../environment.yml"
     input:
-        shards=IMAGE_SHARDS,
         design=list(DESIGN_FILES.values()),
+        model=model_checkpoint(),
     output:
-        fig13=report(f"{REPORTS}/figures/fig13.png", caption="../report/fig13.rst", category="V-A addibility"),
-        fig15=report(f"{REPORTS}/figures/fig15.png", caption="../report/fig15.rst", category="V-B attributes"),
-        manifest=f"{RESULTS}/analysis/galleries.json",
+        f"{RESULTS}/galleries/{{heads}}/words.csv",
+    params:
+        model=model_params(),
+        method=lambda wc: dict(config["method"], heads=wc.heads),
+        n=config["study"]["gallery_size"],
+        design_dir=lambda wc, input: parent_dir(input.design[0]),
+    resources:
+        mem_mb=3000,
+        gpu=1 if ON_GPU else 0,
+    log:
+        "logs/gallery_words/{heads}.log",
+    script:
+        "../scripts/gallery_words.py"
+
+
+rule galleries:
+    """Heat-map galleries after the paper's Figs. 13 (words and phrases), 15 (attributes of one image) and 16 (masks
+    next to maps), with text heat maps."""
+    conda:
+        "../../environment.yml"
+    input:
+        shards=image_shard_files,
+        design=list(DESIGN_FILES.values()),
+        words=f"{RESULTS}/galleries/{{heads}}/words.csv",
+    output:
+        fig13=report(f"{MODE_REPORTS}/figures/fig13.png", caption="../report/fig13.rst",
+                     category="V-A addibility", subcategory="{heads}"),
+        fig15=report(f"{MODE_REPORTS}/figures/fig15.png", caption="../report/fig15.rst",
+                     category="V-B attributes", subcategory="{heads}"),
+        fig16=report(f"{MODE_REPORTS}/figures/fig16.png", caption="../report/fig16.rst",
+                     category="V-B attributes", subcategory="{heads}"),
+        manifest=f"{RESULTS}/analysis/{{heads}}/galleries.json",
     params:
         reports=lambda wc, output: parent_dir(output.fig13, 2),
         n=config["study"]["gallery_size"],
         design_dir=lambda wc, input: parent_dir(input.design[0]),
     log:
-        "logs/galleries.log",
+        "logs/galleries/{heads}.log",
     script:
         "../scripts/galleries.py"
 
 
 rule toy_sanity:
-    """Toy-world sanity check of the run's model and method: Grad-ECLIP maps on held-out toy scenes with 2-4 objects
-    (the toy CLIP's test split) against the exact masks, next to raw attention, gradient and uniform baselines."""
+    """Toy-world sanity check of the run's model and method: Grad-ECLIP maps (both head modes) on held-out toy scenes
+    with 2-4 objects (the toy CLIP's test split) against the exact masks, next to raw attention, gradient and uniform
+    baselines; and per colour of the named object."""
     conda:
         "../../environment.yml"
     input:
         model=model_checkpoint(),
     output:
         table=report(f"{REPORTS}/tables/toy_sanity.csv", caption="../report/toy_sanity.rst", category="Run"),
+        by_colour=f"{REPORTS}/tables/toy_sanity_by_colour.csv",
         metrics=f"{RESULTS}/toyworld/sanity_metrics.json",
         manifest=f"{RESULTS}/analysis/toy_sanity.json",
     params:
         model=model_params(),
-        method=config["method"],
+        method=dict(config["method"], heads=HEADS[0]),
+        study_heads=HEADS,
         n_scenes=config["toyworld"]["sanity_scenes"] if TOY else 0,
         reports=lambda wc, output: parent_dir(output.table, 2),
-    threads: 2
     resources:
         mem_mb=4000,
         gpu=1 if ON_GPU else 0,

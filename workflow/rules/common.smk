@@ -125,16 +125,28 @@ def design_shards(kind):
     return [f"{i:04d}" for i in range(n)]
 
 
+# The head modes the study explains with (config method.heads: one mode or a list); each is a {heads} wildcard value.
+HEADS = [config["method"]["heads"]] if isinstance(config["method"]["heads"], str) else list(config["method"]["heads"])
+
+
+def _modes(wildcards):
+    """The head mode of a per-mode rule's job, or every mode (for the targets that want all of them)."""
+    return [wildcards.heads] if "heads" in wildcards.keys() else HEADS
+
+
 def image_shard_files(wildcards):
-    return expand(f"{RESULTS}/explanations/images/shard_{{shard}}.npz", shard=design_shards("image"))
+    return expand(f"{RESULTS}/explanations/{{heads}}/images/shard_{{shard}}.npz", heads=_modes(wildcards),
+                  shard=design_shards("image"))
 
 
 def text_shard_files(wildcards):
-    return expand(f"{RESULTS}/explanations/texts/shard_{{shard}}.csv", shard=design_shards("text"))
+    return expand(f"{RESULTS}/explanations/{{heads}}/texts/shard_{{shard}}.csv", heads=_modes(wildcards),
+                  shard=design_shards("text"))
 
 
 def attribute_shard_files(wildcards):
-    return expand(f"{RESULTS}/analysis/attributes/shard_{{shard}}.csv", shard=design_shards("image"))
+    return expand(f"{RESULTS}/analysis/{{heads}}/attributes/shard_{{shard}}.csv", heads=_modes(wildcards),
+                  shard=design_shards("image"))
 
 
 # Paper mode: the COCO triplet manifest, listed in the report.

@@ -10,18 +10,20 @@ rule explain_images:
         jobs=f"{RESULTS}/design/image_jobs.tsv",
         model=model_checkpoint(),
     output:
-        f"{RESULTS}/explanations/images/shard_{{shard}}.npz",
+        f"{RESULTS}/explanations/{{heads}}/images/shard_{{shard}}.npz",
     params:
         model=model_params(),
-        method=config["method"],
+        method=lambda wc: dict(config["method"], heads=wc.heads),  # {heads}: one of config method.heads
         images_per_shard=config["shards"]["images_per_shard"],
+    wildcard_constraints:
+        heads="single|multi",
     threads: 2
     resources:
         mem_mb=6000,
         runtime=120,
         gpu=1 if ON_GPU else 0,
     log:
-        "logs/explain_images/shard_{shard}.log",
+        "logs/explain_images/{heads}/shard_{shard}.log",
     script:
         "../scripts/explain_images.py"
 
@@ -34,18 +36,20 @@ rule explain_texts:
         jobs=f"{RESULTS}/design/text_jobs.tsv",
         model=model_checkpoint(),
     output:
-        f"{RESULTS}/explanations/texts/shard_{{shard}}.csv",
+        f"{RESULTS}/explanations/{{heads}}/texts/shard_{{shard}}.csv",
     params:
         model=model_params(),
-        method=config["method"],
+        method=lambda wc: dict(config["method"], heads=wc.heads),  # {heads}: one of config method.heads
         images_per_shard=config["shards"]["images_per_shard"],
+    wildcard_constraints:
+        heads="single|multi",
     threads: 2
     resources:
         mem_mb=6000,
         runtime=120,
         gpu=1 if ON_GPU else 0,
     log:
-        "logs/explain_texts/shard_{shard}.log",
+        "logs/explain_texts/{heads}/shard_{shard}.log",
     script:
         "../scripts/explain_texts.py"
 

@@ -5,7 +5,7 @@ from analysis.report import save_artifacts
 
 log = setup_logging(snakemake)  # noqa: F821 (injected by Snakemake)
 galleries = study_galleries(snakemake.params.design_dir, snakemake.input.shards,  # noqa: F821
-                            n_images=snakemake.params.n)  # noqa: F821
+                            n_images=snakemake.params.n, words=snakemake.input.words)  # noqa: F821
 written = save_artifacts(snakemake.params.reports, galleries=galleries)  # noqa: F821
 write_manifest(snakemake.output.manifest, written)  # noqa: F821
 log.info("galleries: %s", ", ".join(galleries))

@@ -1,7 +1,7 @@
 from _common import explainer_from_params, setup_logging, write_manifest
 
 from analysis.report import save_artifacts
-from analysis.toy_sanity import localisation_table
+from analysis.toy_sanity import by_colour_table, localisation_table
 from gradeclip.toyworld.evaluate import SPLIT_SEEDS, localisation_metrics, write_json
 
 log = setup_logging(snakemake)  # noqa: F821 (injected by Snakemake)
@@ -10,7 +10,7 @@ explainer = explainer_from_params(snakemake)  # noqa: F821
 metrics = localisation_metrics(explainer.clip, params.n_scenes, seed=SPLIT_SEEDS["test"][1],
                                spatial=params.method["spatial"], image_layers=params.method["image_layers"])
 write_json(metrics, snakemake.output.metrics)  # noqa: F821
-table = localisation_table(metrics, params.method["heads"])
-written = save_artifacts(params.reports, tables={"toy_sanity": table})
+table = localisation_table(metrics, params.study_heads)
+written = save_artifacts(params.reports, tables={"toy_sanity": table, "toy_sanity_by_colour": by_colour_table(metrics)})
 write_manifest(snakemake.output.manifest, written)  # noqa: F821
 log.info("toy sanity check, %d scenes:\n%s", params.n_scenes, table.to_string())
