@@ -281,11 +281,10 @@ def paper_comparison(modes: Mapping[str, Tables], ref: Mapping, toy: bool, power
             verdict = ("agrees" if low > 0 else "differs" if high < 0 else "inconclusive") \
                 if math.isfinite(low) and math.isfinite(high) else "inconclusive"
             rows.append(_row("§V-A Fig. 14" + tag, f"R² matched − R² mismatched ({r['scale']} scale)",
-                             "matched: strong linear trend; mismatched: R² extremely low (values lost in the text copy)"
-                             if r["scale"] == "ratio" else "not reported (the paper fits ratios only)",
+                             "matched: strong linear trend; mismatched: R² extremely low (values lost in the text "
+                             "copy; the paper fits ratios only)",
                              f"{num(r['r2_matched'])} − {num(r['r2_mismatched'])} = "
-                             f"{ci(r['r2_diff'], low, high)} (bootstrap over images), n = {r['n']}",
-                             verdict if r["scale"] == "ratio" else f"{verdict} (no paper value)"))
+                             f"{ci(r['r2_diff'], low, high)} (bootstrap over images), n = {r['n']}", verdict))
         # §V-B: the ranking, tested
         for r in _get(tables, "table_ix_contrasts").to_dict("records"):
             metric = r["metric"]

@@ -1,7 +1,8 @@
 """Render a report in headless Chromium (Debian's ``chromium``) and measure its layout: for every table, whether it
 is wider than the page or than the block that holds it (so that part of it would be cut off or need scrolling).
 
-``layout(html, width, print_media)``: the page at ``width`` CSS pixels; with ``print_media`` the report's
+``layout(html, width, print_media)``: the page at ``width`` CSS pixels, every collapsed table opened; with
+``print_media`` the report's
 ``@media print`` rules apply (they are switched on for the screen, the same rules a PDF printer uses) at the width
 of the printed page. Returns the measurement as a dict: W (page width), tables (count), too_wide (tables and images
 that do not fit)."""
@@ -20,6 +21,11 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 PRINT_WIDTH_PX = round((297 - 2 * 10) / 25.4 * 96)
 
 PROBE = """<script>window.addEventListener("load", function () {
+  /* every collapsed table opened first, as a reader (or printing) opens it */
+  document.querySelectorAll("details").forEach(function (d) { d.open = true; });
+  setTimeout(measure, 200);
+});
+function measure() {
   var W = document.documentElement.clientWidth, bad = [];
   document.querySelectorAll("table").forEach(function (t, i) {
     var r = t.getBoundingClientRect(), p = t.parentElement.getBoundingClientRect();
@@ -35,7 +41,7 @@ PROBE = """<script>window.addEventListener("load", function () {
   pre.textContent = JSON.stringify({W: W, tables: document.querySelectorAll("table").length, too_wide: bad,
                                     page_scroll_width: document.documentElement.scrollWidth});
   document.body.appendChild(pre);
-});</script>"""
+}</script>"""
 
 
 def chromium() -> str:
