@@ -44,7 +44,8 @@ Chance levels (:func:`attribute_metrics_table` with ``baselines=True``), scored 
   cannot play fairly: its pointing game is its expected value (the argmax of a constant map is a uniformly random
   pixel: the mask's area fraction, as in the model card) and its Pearson r is 0 by the rule above.
 * ``wrong object``: the map of a text of the same category that names another object of the same image ("blue"
-  scored against the red object's mask), averaged over such texts; undefined when the image has none.
+  scored against the red object's mask; one such text per row, drawn reproducibly: :func:`wrong_object_text`);
+  undefined when the image has none.
 
 When a map and its mask differ in shape (patch-grid maps, pixel masks) the table functions upsample the
 map to the mask bilinearly (``scipy.ndimage.zoom``, order 1, pixel-area grid) before measuring.
@@ -55,6 +56,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import zlib
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -433,6 +435,13 @@ def _mean_metrics(dicts: Sequence[Mapping[str, float]], keys: Sequence[str]) -> 
     return {**{k: float(np.mean([d[k] for d in kept])) for k in keys}, "map_empty": False}
 
 
+def wrong_object_text(image_id, text: str, candidates: Sequence[str]) -> str:
+    """The wrong-object text of a row: one of ``candidates`` (texts of the same category naming other objects of the
+    same image), drawn reproducibly from the image and the text (CRC-32, not Python's salted hash), so that the
+    baseline does not favour the first object of a scene."""
+    return sorted(candidates)[zlib.crc32(f"{image_id}|{text}".encode("utf-8")) % len(candidates)]
+
+
 def attribute_metrics_table(
     rows: pd.DataFrame,
     maps: Mapping[tuple[Hashable, str], np.ndarray],
@@ -455,8 +464,8 @@ def attribute_metrics_table(
     baselines: also score the chance levels (module docstring) of each row of the five Table IX categories.
 
     Returns ``rows`` plus ``map`` (:data:`MAP_KINDS`; only "explanation" without baselines), ``target`` (the object
-    ids as a string), one column per metric, ``map_empty`` and ``n_maps`` (maps averaged: 1, or the number of
-    wrong-object texts). Missing maps or masks raise ``KeyError`` naming them: nothing is dropped silently.
+    ids as a string), one column per metric, ``map_empty`` and ``n_maps`` (1, or 0 for a wrong-object row without
+    another object's text). Missing maps or masks raise ``KeyError`` naming them: nothing is dropped silently.
     """
     required = {"image_id", "category", "text", "object_id"}
     if not required <= set(rows.columns):
@@ -495,10 +504,10 @@ def attribute_metrics_table(
         if key not in uniform_cache:
             uniform_cache[key] = uniform_map_metrics(target, others, **kw)
         records.append({"map": "uniform", "target": target_name, **uniform_cache[key], "n_maps": 1})
-        wrong = [o.text for o in rows.itertuples(index=False)
-                 if o.image_id == r.image_id and o.category == r.category and o.text != r.text
-                 and not set(_object_ids(o.object_id)) & set(ids)]
-        scored = [measure(maps[(r.image_id, t)]) for t in dict.fromkeys(wrong)]
+        wrong = list(dict.fromkeys(o.text for o in rows.itertuples(index=False)
+                                   if o.image_id == r.image_id and o.category == r.category and o.text != r.text
+                                   and not set(_object_ids(o.object_id)) & set(ids)))
+        scored = [measure(maps[(r.image_id, wrong_object_text(r.image_id, r.text, wrong))])] if wrong else []
         out_rows.append(i)
         records.append({"map": "wrong object", "target": target_name,
                         **_mean_metrics(scored, keys),
