@@ -232,10 +232,18 @@ def tost_paired(a: Sequence[float], b: Sequence[float], margin: float, alpha: fl
 
 # ------------------------------------------------------------------------------------------- power
 def paired_power(dz: float, n: int, alpha: float = 0.05) -> float:
-    """Power of the two-sided paired (one-sample) t-test at effect dz with n pairs (statsmodels ``TTestPower``)."""
+    """Power of the two-sided paired (one-sample) t-test at effect dz with n pairs (statsmodels ``TTestPower``).
+
+    Where the noncentral t's tail is out of scipy's numerical range (large n and dz: statsmodels returns NaN there,
+    at a power within 1e-6 of 1), the normal approximation Phi(nc - t_c) + Phi(-nc - t_c) is used instead.
+    """
     if not np.isfinite(dz) or n < 2:
         return math.nan
-    return float(TTestPower().power(effect_size=abs(dz), nobs=n, alpha=alpha, alternative="two-sided"))
+    power = float(np.ravel(TTestPower().power(effect_size=abs(dz), nobs=n, alpha=alpha, alternative="two-sided"))[0])
+    if math.isfinite(power):
+        return power
+    tc, nc = sps.t.ppf(1 - alpha / 2, n - 1), abs(dz) * math.sqrt(n)
+    return float(sps.norm.cdf(nc - tc) + sps.norm.cdf(-nc - tc))
 
 
 def minimum_detectable_dz(n: int, alpha: float = 0.05, power: float = 0.8) -> float:

@@ -107,6 +107,13 @@ def test_paper_comparison_columns_and_verdicts():
     assert by.loc["mean cosine, add, matched adj+noun", "paper"] == "0.9750"
     real = F.paper_comparison({"single": _mode_tables()}, REF, toy=False).set_index("quantity")
     assert real.loc["slope of word importance on concreteness", "verdict"] == "agrees"
+    # the ranking is the paper's claim: JSD's Table IX has material above shape, its text ranks shape above material
+    js = _mode_tables()
+    js["table_ix_contrasts"] = js["table_ix_contrasts"].assign(metric="js")
+    js["table_ix_contrasts"].loc[1, ["estimate", "p_holm"]] = [0.05, 0.001]
+    row = F.paper_comparison({"single": js}, REF, toy=True).set_index("quantity").loc[
+        "JSD: shape vs material (positive: shape better)"]
+    assert row["verdict"] == "agrees" and "material better by 0.0150" in row["paper"]
     # a reversed significant difference differs from the paper
     flipped = _mode_tables()
     flipped["addibility_tests"].loc[1, "mean_diff"] = -0.21
