@@ -27,6 +27,7 @@ from gradeclip.downloads import file_digest
 pytestmark = pytest.mark.paper_smoke
 
 ROOT = Path(__file__).resolve().parents[1]
+MODE = "single"  # the paper's head mode, config/paper-mini.yaml's method.heads: outputs under <results>/explanations/single/
 OUTPUTS = ("results-paper-mini", "reports-paper-mini", "results-paper-mini-rn50", "reports-paper-mini-rn50")
 
 
@@ -68,12 +69,13 @@ def _check_shards(results: Path, per_shard: int) -> None:
     """Every explanation shard holds exactly its images x texts (captions), none is empty, and there are as many as
     the design's images make (not as many as the config's counts would)."""
     expected = _expected_pairs(results, per_shard)
-    written = {str(p.relative_to(results / "explanations")) for p in (results / "explanations").rglob("shard_*.*")
+    explanations = results / "explanations" / MODE
+    written = {str(p.relative_to(explanations)) for p in explanations.rglob("shard_*.*")
                if not p.name.endswith(".failures.tsv")}
     assert written == set(expected)
     for name, want in expected.items():
         assert want, f"{name}: an empty shard"
-        path = results / "explanations" / name
+        path = explanations / name
         if name.startswith("images/"):
             got = [(m.image_id, m.text) for m in read_image_maps(path)]
             assert len(got) == len(set(got)) and set(got) == want, name
@@ -92,10 +94,10 @@ def test_roots_are_used_and_nothing_is_downloaded(smoke):
 
 def test_every_report_table_is_non_empty(smoke):
     reports = ROOT / "reports-paper-mini"
-    tables = sorted((reports / "tables").glob("*.csv"))
+    tables = sorted((reports / "tables").glob("*.csv")) + sorted((reports / MODE / "tables").glob("*.csv"))
     names = {t.stem for t in tables}
     assert {"table_viii", "table_ix", "concreteness_regressions", "location_ablation", "pointing_game",
-            "design_summary"} <= names
+            "design_summary", "paper_comparison", "power"} <= names
     for table in tables:
         assert len(pd.read_csv(table)) > 0, table.name
     html = (reports / "report.html").read_text()
@@ -146,7 +148,7 @@ def test_every_shard_holds_the_expected_images_and_texts(smoke):
 def test_photos_are_explained_with_their_aspect_ratio(smoke):
     design = StudyDesign.read(ROOT / "results-paper-mini" / "design")
     coco = set(design.images.loc[design.images["source"] == "coco", "image_id"])
-    maps = [m for p in sorted((ROOT / "results-paper-mini" / "explanations" / "images").glob("*.npz"))
+    maps = [m for p in sorted((ROOT / "results-paper-mini" / "explanations" / MODE / "images").glob("*.npz"))
             for m in read_image_maps(p) if m.image_id in coco]
     non_square = [m for m in maps if m.registration.image_size[0] != m.registration.image_size[1]]
     assert non_square
@@ -161,14 +163,14 @@ def test_the_resnet_run_wrote_maps(smoke):
     config = _merged("paper-mini.yaml", "paper-mini-rn50.yaml")
     assert config["model"]["name"] == "RN50"
     _check_shards(results, config["shards"]["images_per_shard"])
-    maps = [m for p in sorted((results / "explanations" / "images").glob("*.npz")) for m in read_image_maps(p)]
+    maps = [m for p in sorted((results / "explanations" / MODE / "images").glob("*.npz")) for m in read_image_maps(p)]
     assert maps and all(np.isfinite(m.grid).all() and np.isfinite(m.score) for m in maps)
     assert any(m.grid.max() > 0 for m in maps)
     # a ResNet's grid: 32 pixels a cell where a ViT-B-16 has 16
-    vit = {(m.image_id, m.text): m.grid.shape for p in (ROOT / "results-paper-mini" / "explanations" /
+    vit = {(m.image_id, m.text): m.grid.shape for p in (ROOT / "results-paper-mini" / "explanations" / MODE /
                                                          "images").glob("*.npz") for m in read_image_maps(p)}
     shared = [(m.grid.shape, vit[(m.image_id, m.text)]) for m in maps if (m.image_id, m.text) in vit]
     assert shared and all(r[0] * 2 <= v[0] + 1 and r[1] * 2 <= v[1] + 1 for r, v in shared)
-    assert (results / "explanations" / "texts").glob("shard_*.csv")
-    words = pd.concat(pd.read_csv(p) for p in sorted((results / "explanations" / "texts").glob("shard_*.csv")))
+    assert (results / "explanations" / MODE / "texts").glob("shard_*.csv")
+    words = pd.concat(pd.read_csv(p) for p in sorted((results / "explanations" / MODE / "texts").glob("shard_*.csv")))
     assert len(words) and np.isfinite(words["importance"]).all()
