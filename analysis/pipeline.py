@@ -592,11 +592,12 @@ def top_bottom(ranked: pd.DataFrame, n: int = 15) -> pd.DataFrame:
     return out[["end", *[c for c in out.columns if c != "end"]]]
 
 
-def concreteness_figures(study: CO.ConcretenessStudy, annotate: int = 8) -> dict:
-    """Figs. 17 and 18 of a :class:`~analysis.concreteness.ConcretenessStudy`."""
+def concreteness_figures(study: CO.ConcretenessStudy, annotate: int | None = None) -> dict:
+    """Figs. 17 and 18 of a :class:`~analysis.concreteness.ConcretenessStudy`; ``annotate`` as in
+    :func:`analysis.figures.fig17` (None: every word labelled up to its limit, as the report's captions say)."""
     from .figures import fig17, fig18
 
-    return {"fig17": fig17(study.words, annotate=annotate), "fig18": fig18(study.words)}
+    return {"fig17": fig17(study.words, annotate=annotate), "fig18": fig18(study.words, annotate=annotate)}
 
 
 # ----------------------------------------------------------------------------------------- galleries

@@ -94,6 +94,18 @@ def test_fig17_and_fig18_label_every_word_without_overlap():
     assert len(F.fig17(many).axes[0].texts) == 16
 
 
+def test_the_studys_figures_label_every_word():
+    """The workflow's Figs. 17 and 18 (analysis.pipeline.concreteness_figures) label all of the toy world's 17 words,
+    the median word included (a fixed 8-per-end labelled 16 of them)."""
+    from types import SimpleNamespace
+
+    from analysis.pipeline import concreteness_figures
+
+    words = _words(n=17, seed=4)
+    for name, fig in concreteness_figures(SimpleNamespace(words=words)).items():
+        assert sorted(t.get_text() for t in fig.axes[0].texts) == sorted(words["word"]), name
+
+
 def test_fig18_draws_the_confidence_band_around_the_line():
     words = _words()
     ax = F.fig18(words).axes[0]
