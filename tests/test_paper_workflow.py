@@ -161,6 +161,8 @@ def test_finished_downloads_are_not_planned_again_after_a_code_change(tmp_path):
         shutil.copy(ROOT / name, work / name)
     for name in ("workflow", "config"):
         shutil.copytree(ROOT / name, work / name)
+    (work / "analysis").mkdir()  # the report rule's data input: the paper's numbers
+    shutil.copy(ROOT / "analysis" / "paper_reference.yaml", work / "analysis" / "paper_reference.yaml")
     (work / "profiles").symlink_to("workflow/profiles")
     cfg = paper_config(tmp_path)
     data_dir = tmp_path / "external"
