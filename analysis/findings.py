@@ -212,16 +212,21 @@ def power_table(modes: Mapping[str, Tables], ref: Mapping) -> pd.DataFrame:
                              "power": z_power(effect, se, level), "n_for_80": n80,
                              "mde": z_minimum_detectable(se, level), "mde_dz": math.nan})
         location = _get(tables, "location_ablation_tests")
+        margins = equivalence_margins(ref)
         for r in location.to_dict("records"):
             n = int(r.get("n", 0) or 0)
             margin = r.get("margin", math.nan)
-            if margin is not None and isinstance(margin, float) and math.isfinite(margin):
-                margin_dz = margin / r["sd_diff"] if r.get("sd_diff") else math.nan
+            if not (isinstance(margin, float) and math.isfinite(margin)) and r["variant"] == "location+shape":
+                margin = margins.get(r["metric"], math.nan)  # the test could not run (too few images): power n/a
+            if isinstance(margin, float) and math.isfinite(margin):
+                sd = r.get("sd_diff", math.nan)
+                margin_dz = margin / sd if sd is not None and math.isfinite(sd) and sd > 0 else math.nan
                 rows.append({"heads": mode, "analysis": "§V-B Appendix B",
                              "test": f"{METRIC_LABELS.get(r['metric'], r['metric'])}: {r['variant']} ≡ "
                                      f"{r['baseline']} (TOST, margin {num(margin)})",
                              "n": n, "unit": "images", "alpha": ALPHA, "paper_effect": 0.0, "paper_effect_dz": 0.0,
-                             "power": r.get("tost_power", math.nan), "n_for_80": _tost_n_for_power(margin_dz),
+                             "power": r.get("tost_power", math.nan),
+                             "n_for_80": _tost_n_for_power(margin_dz) if math.isfinite(margin_dz) else math.nan,
                              "mde": math.nan, "mde_dz": math.nan})
     out = pd.DataFrame(rows)
     if len(out):

@@ -95,6 +95,22 @@ def test_power_table_uses_the_papers_effects_at_the_family_level():
     assert tost["power"] == 0.4 and tost["n_for_80"] > 40
 
 
+def test_power_table_lists_the_equivalence_test_that_could_not_run():
+    """Too few images for the Appendix-B test (the rule writes n and a note, no statistics): the power table still
+    lists the TOST, with its margin and no power, rather than leaving the test out."""
+    tables = _mode_tables()
+    tables["location_ablation_tests"] = pd.DataFrame({
+        "metric": ["cosine", "cosine"], "variant": ["location+shape", "location"], "baseline": ["shape", "shape"],
+        "n_objects": [2, 2], "n": [1, 1], "p": [np.nan, np.nan],
+        "note": ["a paired test needs at least 2 complete pairs, got 1"] * 2, "p_holm": [np.nan, np.nan]})
+    power = F.power_table({"single": tables}, REF)
+    tost = power[power["analysis"] == "§V-B Appendix B"]
+    assert len(tost) == 1 and "location+shape" in tost["test"].iloc[0]
+    assert f"margin {F.num(F.equivalence_margins(REF)['cosine'])}" in tost["test"].iloc[0]
+    assert tost["n"].iloc[0] == 1 and np.isnan(tost["power"].iloc[0]) and np.isnan(tost["n_for_80"].iloc[0])
+    assert tost["meets_80"].iloc[0] is None
+
+
 def test_paper_comparison_columns_and_verdicts():
     comp = F.paper_comparison({"single": _mode_tables()}, REF, toy=True)
     assert list(comp.columns) == ["analysis", "quantity", "paper", "this_run", "verdict"]
