@@ -145,12 +145,16 @@ def attention_weights(module: nn.Module) -> AttentionWeights:
 class ExplainedLayer:
     """A layer whose attention the method recomputes. ``pre`` gives the tokens the attention reads (ln_1 for a
     transformer block), ``post(x_rows, o_rows)`` the layer output at those rows from the attention output ``o``
-    before the output projection (residual + MLP for a block, just the projection for the ResNet pool)."""
+    before the output projection (residual + MLP for a block, just the projection for the ResNet pool), and
+    ``branch(o)`` what the attention adds to the residual stream (output projection and layer scale of a block,
+    without the residual and the MLP; the projection for the pool), for methods that rebuild a block's paths
+    (CLIP Surgery)."""
 
     attention: AttentionWeights
     pre: Callable[[Tensor], Tensor]
     post: Callable[[Tensor, Tensor], Tensor]
     module: nn.Module
+    branch: Callable[[Tensor], Tensor]
 
 
 def residual_block_layer(block: nn.Module) -> ExplainedLayer:
@@ -162,18 +166,21 @@ def residual_block_layer(block: nn.Module) -> ExplainedLayer:
     ls_2 = getattr(block, "ls_2", nn.Identity())
     ln_attn = getattr(block, "ln_attn", nn.Identity())
 
+    def branch(o: Tensor) -> Tensor:
+        return ls_1(ln_attn(attn.out(o)))
+
     def post(x: Tensor, o: Tensor) -> Tensor:
-        x = x + ls_1(ln_attn(attn.out(o)))
+        x = x + branch(o)
         return x + ls_2(block.mlp(block.ln_2(x)))
 
-    return ExplainedLayer(attn, block.ln_1, post, block)
+    return ExplainedLayer(attn, block.ln_1, post, block, branch)
 
 
 def attention_pool_layer(pool: nn.Module) -> ExplainedLayer:
     """The ResNet tower's AttentionPool2d: one attention layer whose query is the mean token; its projected output
     at that row is the image embedding."""
     attn = attention_weights(pool)
-    return ExplainedLayer(attn, lambda x: x, lambda x, o: attn.out(o), pool)
+    return ExplainedLayer(attn, lambda x: x, lambda x, o: attn.out(o), pool, attn.out)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -244,10 +251,23 @@ class ImageTower:
             x = torch.cat([cls, x], dim=1)
             x = x + resize_grid_embedding(v.positional_embedding, self.native_grid, grid).to(x.dtype)
             return v.ln_pre(x)  # patch dropout is the identity in eval mode
-        x = v.layer4(v.layer3(v.layer2(v.layer1(v.stem(pixels)))))
-        x = x.flatten(2).transpose(1, 2)  # (N, h*w, C)
+        return self.pool_tokens(self.feature_map(pixels))
+
+    def feature_map(self, pixels: Tensor) -> Tensor:
+        """ResNet only: the trunk's last feature map (N, C, h, w), what the attention pool reads (Grad-CAM's layer,
+        MaskCLIP's dense features)."""
+        if self.kind != "resnet":
+            raise UnsupportedModelError("feature_map is the ResNet trunk's output; a ViT has tokens (embed)")
+        v = self.visual
+        return v.layer4(v.layer3(v.layer2(v.layer1(v.stem(pixels.to(self.dtype))))))
+
+    def pool_tokens(self, features: Tensor) -> Tensor:
+        """ResNet only: the attention pool's input tokens from a feature map (N, C, h, w): the mean token first,
+        then the cells in row-major order, plus the positional embedding (resized to the map's grid)."""
+        x = features.flatten(2).transpose(1, 2)  # (N, h*w, C)
         x = torch.cat([x.mean(dim=1, keepdim=True), x], dim=1)
-        pos = resize_grid_embedding(v.attnpool.positional_embedding, self.native_grid, grid)
+        pos = resize_grid_embedding(self.visual.attnpool.positional_embedding, self.native_grid,
+                                    tuple(features.shape[-2:]))
         return x + pos.to(x.dtype)
 
     def query_rows(self, tokens: Tensor) -> Tensor:

@@ -104,7 +104,22 @@ def explain_command(args: argparse.Namespace) -> int:
         print(f"error: empty --text {empty[0]!r}: every text must have something to explain", file=sys.stderr)
         return EXIT_USAGE
     texts = _distinct(texts, "--text")
+    grad_eclip_options = {"--heads": (args.heads, "single"), "--spatial": (args.spatial, "loosened"),
+                          "--image-layers": (args.image_layers, 1), "--text-layers": (args.text_layers, 8),
+                          "--text-maps": (args.text_maps, False)}
+    changed = [flag for flag, (value, default) in grad_eclip_options.items() if value != default]
+    if args.method != "grad-eclip" and changed:
+        print(f"error: {changed[0]} is an option of Grad-ECLIP (--method grad-eclip); --method {args.method} "
+              "explains images only, with its own options (--method-option)", file=sys.stderr)
+        return EXIT_USAGE
+    explain = None
     try:
+        if args.method != "grad-eclip" or args.method_option:
+            from gradeclip.toyworld.cli import parse_method_options
+
+            from .baselines import resolve_method
+
+            explain = resolve_method(args.method, parse_method_options(args.method_option), flag="--method")
         out = writable_folder(args.out)
         explainer = GradECLIP.from_pretrained(
             args.model, args.pretrained, device=args.device, precision=args.precision,
@@ -113,6 +128,10 @@ def explain_command(args: argparse.Namespace) -> int:
         if args.text_maps:
             for text in texts:
                 explainer.align(text)  # a text with no tokens after CLIP's cleaning has no words to explain
+        if explain is not None:
+            from .baselines import check_method
+
+            check_method(args.method, explainer.clip)
     except (OutputError, ModelLoadError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -127,7 +146,12 @@ def explain_command(args: argparse.Namespace) -> int:
                              disable=args.quiet):
         try:
             image = load_image(path)
-            maps = explainer(image, texts, text_embeddings=text_embeddings)
+            if explain is None:
+                maps = explainer(image, texts, text_embeddings=text_embeddings)
+            else:
+                from .baselines import explain_image
+
+                maps = explain_image(explainer, explain, image, texts, text_embeddings)
             word_maps = explainer.explain_texts(texts, image) if args.text_maps else None
         except (ImageLoadError, ValueError, RuntimeError) as err:
             failures.append((path, str(err)))
@@ -135,7 +159,7 @@ def explain_command(args: argparse.Namespace) -> int:
             continue
         written: list[Path] = []
         try:
-            rows = _write_image_outputs(out, folder, path, image, maps, word_maps, text_names, written)
+            rows = _write_image_outputs(out, folder, path, image, maps, word_maps, text_names, written, args.method)
         except OSError as err:  # disk full, the folder taken away...: this image's files go, the run goes on
             for done in written:
                 done.unlink(missing_ok=True)
@@ -163,7 +187,7 @@ def explain_command(args: argparse.Namespace) -> int:
 
 
 def _write_image_outputs(out: Path, folder: str, path: Path, image, maps, word_maps, text_names: list[str],
-                         written: list[Path]) -> list[list[str]]:
+                         written: list[Path], method: str = "grad-eclip") -> list[list[str]]:
     """Write one image's files (each atomically; ``written`` collects them as they are done) and return its rows of
     scores.csv, each naming its own files relative to ``out``."""
     from .render import overlay, word_importance_figure
@@ -174,7 +198,7 @@ def _write_image_outputs(out: Path, folder: str, path: Path, image, maps, word_m
         written.append(atomic_write(out / png, lambda p: overlay(image, exp.heatmap).save(p, format="PNG")))
         written.append(atomic_write(out / npz, lambda p: np.savez_compressed(
             p, grid=exp.grid, heatmap=exp.heatmap.astype(np.float16), score=exp.score,
-            model_score=exp.model_score, text=exp.text, image=str(path),
+            model_score=exp.model_score, text=exp.text, image=str(path), method=method,
             box=np.asarray(exp.registration.box), image_size=np.asarray(exp.registration.image_size))))
         words_csv = ""
         if word_maps is not None:
@@ -214,6 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="open_clip pretrained tag or a local checkpoint file ('none' for random weights)")
     ex.add_argument("--keep-aspect", action="store_true",
                     help="resize each side to a multiple of the patch size instead of resize + center crop")
+    ex.add_argument("--method", default="grad-eclip",
+                    help="the explanation method: grad-eclip (default), or another registered one (gradeclip."
+                         "baselines: raw-attention, rollout, grad-cam, game, maskclip, clip-surgery, m2ib, rise, "
+                         "legrad, ...) or MODULE:FUNCTION; the Grad-ECLIP options below apply to grad-eclip only")
+    ex.add_argument("--method-option", action="append", metavar="KEY=VALUE",
+                    help="an option of the method (repeatable), e.g. n_masks=500 for rise")
     ex.add_argument("--text-maps", action="store_true", help="also write word importances (CSV and figure)")
     ex.add_argument("--heads", choices=["single", "multi"], default="single")
     ex.add_argument("--spatial", choices=["loosened", "softmax", "none"], default="loosened")

@@ -21,14 +21,14 @@ TINY_TEXT = dict(context_length=77, vocab_size=49408, width=32, heads=4, layers=
 
 def tiny_clip(kind: str = "vit", seed: int = 0, dtype=torch.float32, **vision) -> LoadedClip:
     """A tiny CLIP with the real tokenizer: ViT (image 32, patch 8, 2 layers), ViT with open_clip's own Attention
-    ("custom" blocks), or ModifiedResNet (image 64)."""
+    ("custom" blocks), or ModifiedResNet (image 64); ``vision`` overrides fields of the vision config."""
     torch.manual_seed(seed)
     if kind == "resnet":
         vcfg = CLIPVisionCfg(layers=[1, 1, 1, 1], width=8, image_size=64, head_width=64, **vision)
         size = 64
     else:
-        vcfg = CLIPVisionCfg(layers=2, width=32, head_width=8, image_size=32, patch_size=8,
-                             block_type="custom" if kind == "custom" else None, **vision)
+        vcfg = CLIPVisionCfg(**{**dict(layers=2, width=32, head_width=8, image_size=32, patch_size=8,
+                                       block_type="custom" if kind == "custom" else None), **vision})
         size = 32
     model = CLIP(embed_dim=24, vision_cfg=vcfg, text_cfg=CLIPTextCfg(**TINY_TEXT)).eval().to(dtype)
     # random init leaves LayerNorm at identity and many biases at 0; perturb everything so no formula is trivially

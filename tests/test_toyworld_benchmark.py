@@ -15,6 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gradeclip import baselines
 from gradeclip.explainer import GradECLIP
 from gradeclip.models import load_clip
 from gradeclip.toyworld import evaluate as ev
@@ -60,7 +61,7 @@ def test_benchmark_reproduces_the_model_cards_scores(toy_clip):
                                ("raw-attention", "single", "raw_attention"),
                                ("input-gradient", "single", "input_gradient"),
                                ("gradient-x-input", "multi", "gradient_x_input")):
-        result = ev.benchmark_explanations(ev.BUILTIN_METHODS[method], toy_clip, n_scenes=N, batch_size=10)
+        result = ev.benchmark_explanations(baselines.METHODS[method], toy_clip, n_scenes=N, batch_size=10)
         expected = card[heads][key]
         assert result["n_scored"] == result["n_scenes"] == N and result["failed"] == []
         assert result["map"]["pointing"] == expected["pointing"]
@@ -122,7 +123,7 @@ def test_benchmark_names_a_method_returning_the_wrong_shape(toy_clip, shape):
         ev.benchmark_explanations(lambda clip, pixels, texts: np.zeros(shape), toy_clip, n_scenes=8, batch_size=8,
                                   name="wrong-shape")
     with pytest.raises(ValueError, match="unknown split"):
-        ev.benchmark_explanations(ev.BUILTIN_METHODS["raw-attention"], toy_clip, n_scenes=1, split="train")
+        ev.benchmark_explanations(baselines.METHODS["raw-attention"], toy_clip, n_scenes=1, split="train")
 
 
 def test_gradient_baselines_differentiate_each_images_own_score(toy_clip, samples):
@@ -134,7 +135,7 @@ def test_gradient_baselines_differentiate_each_images_own_score(toy_clip, sample
     texts = [s.text for s in batch]
     pixels = ev.scene_inputs(toy_clip, [s.scene for s in batch])[0].double()
     text_embeddings = GradECLIP(clip64).encode_texts(texts)
-    gradient = ev.score_gradient(clip64, pixels, text_embeddings)
+    gradient = baselines.score_gradient(clip64, pixels, text_embeddings)
     assert gradient.shape == pixels.shape and gradient.dtype == torch.float64
 
     with torch.no_grad():
@@ -152,11 +153,11 @@ def test_gradient_baselines_differentiate_each_images_own_score(toy_clip, sample
             assert numeric.abs().min() > 1e-3  # a real change to compare, not rounding noise
             torch.testing.assert_close(analytic, numeric, rtol=1e-4, atol=1e-7)
 
-    alone = torch.cat([ev.score_gradient(clip64, pixels[i:i + 1], text_embeddings[i:i + 1])
+    alone = torch.cat([baselines.score_gradient(clip64, pixels[i:i + 1], text_embeddings[i:i + 1])
                        for i in range(len(batch))])
     torch.testing.assert_close(alone, gradient, rtol=1e-6, atol=1e-12)
-    torch.testing.assert_close(ev.input_gradient_method(clip64, pixels, texts), gradient.abs().amax(dim=1))
-    torch.testing.assert_close(ev.gradient_x_input_method(clip64, pixels, texts),
+    torch.testing.assert_close(baselines.input_gradient(clip64, pixels, texts), gradient.abs().amax(dim=1))
+    torch.testing.assert_close(baselines.gradient_x_input(clip64, pixels, texts),
                                (gradient * pixels).sum(dim=1).clamp(min=0))
     assert not any(p.grad is not None for p in clip64.model.parameters())
 

@@ -1,5 +1,5 @@
-"""``gradeclip toyworld generate | train | evaluate | benchmark``: the toy world's dataset, the toy CLIP, its
-model-card metrics and the same scores for any explanation method from the command line. Heavy imports happen
+"""``gradeclip toyworld generate | train | evaluate | benchmark | compare``: the toy world's dataset, the toy CLIP, its
+model-card metrics, the same scores for any explanation method, and every registered method as one table. Heavy imports happen
 inside the commands so that ``gradeclip --help`` stays fast."""
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from gradeclip.cli_checks import OutputError, count, positive_number, writable_f
 # The toy CLIP's open_clip architecture name (= gradeclip.toyworld.train.MODEL_NAME, tested); spelled out here so
 # that building the parser does not import torch.
 MODEL_NAME = "gradeclip-toy-ViT"
-# The held-out splits (gradeclip.toyworld.evaluate.SPLIT_SEEDS) and the benchmark's built-in methods
-# (evaluate.BUILTIN_METHODS), likewise spelled out; tests check both against the evaluator.
+# The held-out splits (gradeclip.toyworld.evaluate.SPLIT_SEEDS) and the registered methods
+# (gradeclip.baselines.METHODS), likewise spelled out; tests check both against their owners.
 SPLITS = ("test", "validation")
-BUILTIN_METHOD_NAMES = ("grad-eclip", "grad-eclip-multi", "raw-attention", "input-gradient", "gradient-x-input")
+BUILTIN_METHOD_NAMES = ("grad-eclip", "grad-eclip-multi", "raw-attention", "raw-attention-single", "rollout",
+                        "grad-cam", "grad-cam-single", "game", "maskclip", "clip-surgery", "m2ib", "rise", "legrad",
+                        "attention-eclip", "input-gradient", "gradient-x-input")
 
 
 def generate_command(args: argparse.Namespace) -> int:
@@ -104,39 +106,36 @@ def evaluate_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _import_method(spec: str):
-    """A built-in method's name, or MODULE:FUNCTION resolved by the standard library's ``pkgutil.resolve_name``."""
-    import pkgutil
+def parse_method_options(pairs) -> dict:
+    """``--method-option KEY=VALUE`` pairs as keyword arguments: VALUE read as a Python literal (500, 0.1, -2,
+    True), otherwise kept as a string."""
+    import ast
 
-    from gradeclip.toyworld.evaluate import BUILTIN_METHODS
-
-    if spec in BUILTIN_METHODS:
-        return BUILTIN_METHODS[spec]
-    if ":" not in spec:
-        raise ValueError(f"--method {spec!r}: expected one of {sorted(BUILTIN_METHODS)} or MODULE:FUNCTION")
-    # the `gradeclip` console script runs with its own folder first on sys.path, not the working directory, so a
-    # module of the user's (my_saliency.py beside them) would not import as it does under `python -m`
-    if "" not in sys.path:
-        sys.path.insert(0, "")
-    try:
-        function = pkgutil.resolve_name(spec)
-    except (ImportError, AttributeError, ValueError) as err:
-        raise ValueError(f"--method {spec!r}: {err}") from err
-    if not callable(function):
-        raise ValueError(f"--method {spec!r} is not callable")
-    return function
+    options = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--method-option {pair!r}: expected KEY=VALUE (e.g. n_masks=500)")
+        try:
+            options[key.strip()] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            options[key.strip()] = value
+    return options
 
 
 def benchmark_command(args: argparse.Namespace) -> int:
     import torch
 
+    from gradeclip.baselines import check_method, resolve_method
     from gradeclip.models import ModelLoadError, load_clip
     from gradeclip.toyworld.evaluate import benchmark_explanations, write_json
 
     try:
         writable_file(args.out)
-        explain = _import_method(args.method)
+        options = parse_method_options(args.method_option)
+        explain = resolve_method(args.method, options, flag="--method")
         clip = load_clip(_model_name(args), args.checkpoint)
+        check_method(args.method, clip)
     except (ValueError, ModelLoadError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -145,9 +144,10 @@ def benchmark_command(args: argparse.Namespace) -> int:
     try:
         result = benchmark_explanations(explain, clip, n_scenes=args.n_scenes, split=args.split,
                                         batch_size=args.batch_size, name=args.method)
-    except ValueError as err:
+    except ValueError as err:  # an unsupported architecture, an unavailable method, a method's bad option value
         print(f"error: {err}", file=sys.stderr)
         return 2
+    result["method_options"] = options
     write_json(result, args.out)
     for failure in result["failed"]:
         print(f"warning: scene {failure['scene']} ({failure['text']!r}): {failure['error']}; not scored",
@@ -160,6 +160,51 @@ def benchmark_command(args: argparse.Namespace) -> int:
     print(json.dumps(summary, indent=1))
     print(f"wrote {args.out} ({result['n_scored']} of {result['n_scenes']} scenes scored)")
     return 0
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    from gradeclip.models import ModelLoadError, load_clip
+    from gradeclip.toyworld.comparison import compare_methods, markdown_table
+    from gradeclip.toyworld.evaluate import write_json
+
+    if args.table_from:
+        try:
+            comparison = json.loads(open(args.table_from, encoding="utf-8").read())
+        except (OSError, json.JSONDecodeError) as err:
+            print(f"error: {args.table_from}: {err}", file=sys.stderr)
+            return 2
+        print(markdown_table(comparison), end="")
+        return 0
+    if not (args.checkpoint and args.out):
+        print("error: give --checkpoint and --out (or --table-from JSON)", file=sys.stderr)
+        return 2
+    try:
+        options: dict = {}
+        for pair in args.method_option or ():
+            name, sep, option = pair.partition(":")
+            if not sep:
+                raise ValueError(f"--method-option {pair!r}: expected METHOD:KEY=VALUE (e.g. rise:n_masks=500)")
+            options.setdefault(name, {}).update(parse_method_options([option]))
+        methods = args.methods.split(",") if args.methods else None
+        writable_file(args.out)
+        clip = load_clip(_model_name(args), args.checkpoint)
+    except (ValueError, ModelLoadError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    comparison = compare_methods(clip, n_scenes=args.n_scenes, split=args.split, batch_size=args.batch_size,
+                                 methods=methods, options=options)
+    write_json(comparison, args.out)
+    print(markdown_table(comparison), end="")
+    failed = {name: r["error"] for name, r in comparison["methods"].items() if "error" in r}
+    for name, error in failed.items():
+        print(f"warning: {name} not run: {error}", file=sys.stderr)
+    print(f"wrote {args.out} ({len(comparison['methods']) - len(failed)} of {len(comparison['methods'])} methods "
+          "scored)")
+    return 1 if failed else 0
 
 
 def add_toyworld_commands(subparsers) -> argparse.ArgumentParser:
@@ -214,8 +259,11 @@ def add_toyworld_commands(subparsers) -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "benchmark", help="score any explanation method's maps on the held-out toy scenes (pointing, energy share)")
     bench.add_argument("--method", required=True,
-                       help=f"{', '.join(BUILTIN_METHOD_NAMES)}, or MODULE:FUNCTION: a function "
-                            "(clip, pixels, texts) -> (B, h, w) maps (see gradeclip.toyworld.evaluate.ExplainFunction)")
+                       help=f"{', '.join(BUILTIN_METHOD_NAMES)} (gradeclip.baselines), or MODULE:FUNCTION: a "
+                            "function (clip, pixels, texts) -> (B, h, w) maps (see gradeclip.baselines)")
+    bench.add_argument("--method-option", action="append", metavar="KEY=VALUE",
+                       help="an option of the registered method (repeatable), e.g. n_masks=500 for rise, steps=5 for "
+                            "m2ib; see the method's function in gradeclip.baselines")
     bench.add_argument("--checkpoint", required=True)
     bench.add_argument("--out", required=True, help="scores JSON to write")
     bench.add_argument("--model", default=MODEL_NAME, help="open_clip architecture of the checkpoint")
@@ -226,4 +274,20 @@ def add_toyworld_commands(subparsers) -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=count(1), default=2)
     bench.add_argument("--split", default="test", choices=SPLITS)
     bench.set_defaults(func=benchmark_command)
+
+    comp = commands.add_parser(
+        "compare", help="every registered method on the held-out toy scenes, as one table (the model card's)")
+    comp.add_argument("--checkpoint")
+    comp.add_argument("--out", help="JSON to write (every method's benchmark scores)")
+    comp.add_argument("--model", default=MODEL_NAME, help="open_clip architecture of the checkpoint")
+    comp.add_argument("--model-config", metavar="JSON", help="the checkpoint's open_clip model config file")
+    comp.add_argument("--methods", help="comma-separated registered names (default: every method of the table)")
+    comp.add_argument("--method-option", action="append", metavar="METHOD:KEY=VALUE",
+                      help="an option of one method (repeatable); the table runs rise:n_masks=500 unless given")
+    comp.add_argument("--n-scenes", type=count(1), default=1000)
+    comp.add_argument("--batch-size", type=count(1), default=32)
+    comp.add_argument("--threads", type=count(1), default=2)
+    comp.add_argument("--split", default="test", choices=SPLITS)
+    comp.add_argument("--table-from", metavar="JSON", help="print the markdown table of an earlier run's JSON and exit")
+    comp.set_defaults(func=compare_command)
     return group

@@ -33,7 +33,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -41,6 +41,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from gradeclip import geometry
+from gradeclip.baselines import (ExplainFunction, gradient_saliency, gradient_times_input, own_text_maps,
+                                 raw_attention, score_gradient)
 from gradeclip.explainer import GradECLIP
 from gradeclip.files import atomic_write_bytes
 from gradeclip.method import recomputed_forward
@@ -280,20 +282,6 @@ def _last_block_input(explainer: GradECLIP, pixels: torch.Tensor) -> torch.Tenso
 
 
 @torch.no_grad()
-def class_token_attention(explainer: GradECLIP, pixels: torch.Tensor) -> torch.Tensor:
-    """(N, h, w): the class token's softmax attention over the patches in the last block, averaged over the
-    model's heads (the model's own multi-head attention, read through the same adapter Grad-ECLIP uses)."""
-    tower = explainer.image_tower
-    x = _last_block_input(explainer, pixels)
-    last = tower.layers[-1]
-    q, k, v = last.attention.qkv(last.pre(x))
-    query = tower.query_rows(x)[:, None]
-    _, attention = last.attention.model_attention(q[:, :1], k, v, query, None)  # (N, heads, 1, T)
-    row = attention.float().mean(dim=1)[:, 0, tower.spatial_rows(x)]
-    return row.reshape(len(pixels), *tower.grid_of(pixels))
-
-
-@torch.no_grad()
 def spatial_weights(explainer: GradECLIP, pixels: torch.Tensor) -> torch.Tensor:
     """(N, H, h, w): the explainer's spatial weight lambda over the patches of the explained (last) block, one
     grid per head of the explained attention (H = 1 with heads="single"). It depends on the image only."""
@@ -425,16 +413,6 @@ def object_removal(clip: LoadedClip, samples: Sequence[NamedObject], pixels: tor
     }
 
 
-def own_text_maps(explainer: GradECLIP, pixels: torch.Tensor, text_embeddings: torch.Tensor
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Image i explained against text i: the Grad-ECLIP grids (N, h, w) and |recomputed score - model score| (N,).
-    Computed as every image against every text of the batch (one forward, one backward), read off the diagonal."""
-    maps = explainer.explain_pixels(pixels, text_embeddings)
-    diagonal = torch.arange(len(pixels))
-    own = (diagonal, diagonal)
-    return maps.grids[own], (maps.scores[own] - maps.model_scores[own]).abs()
-
-
 def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATION_SEED,
                          heads: Sequence[str] = HEADS, batch_size: int = 32, spatial: str = "loosened",
                          image_layers: int = 1) -> dict:
@@ -462,7 +440,7 @@ def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATI
             gaps[h].append(own_gaps.cpu())
             if spatial != "none":
                 lambdas[h].append(spatial_weights(explainer, pixels[batch]).cpu().double().numpy())
-        raw.append(class_token_attention(explainers[heads[0]], pixels[batch]).cpu().double().numpy())
+        raw.append(raw_attention(clip, pixels[batch], []).cpu().double().numpy())
 
     raw_summary = _summary(_score_maps(np.concatenate(raw), samples, registrations))
     # model-agnostic baselines, the same for either mode of Grad-ECLIP
@@ -501,70 +479,6 @@ def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATI
 # ---------------------------------------------------------------------------------------------------------------
 # Any explanation method
 # ---------------------------------------------------------------------------------------------------------------
-# explain(clip, pixels, texts) -> maps: ``pixels`` (B, 3, S, S) are the model's preprocessed inputs of B scenes,
-# ``texts`` their B texts ("a red cube"); the result is B maps (B, h, w), numpy or torch, on any grid laid over the
-# model's input (a patch grid, or S x S pixels), larger = more important.
-ExplainFunction = Callable[[LoadedClip, torch.Tensor, Sequence[str]], "np.ndarray | torch.Tensor"]
-
-
-def grad_eclip_method(heads: str = "single", spatial: str = "loosened") -> ExplainFunction:
-    """Grad-ECLIP as an ExplainFunction, computed by ``own_text_maps`` as in ``localisation_metrics``, so that the
-    benchmark reproduces the model card's numbers."""
-    def explain(clip: LoadedClip, pixels: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
-        explainer = GradECLIP(clip, heads=heads, spatial=spatial)
-        return own_text_maps(explainer, pixels, explainer.encode_texts(texts))[0]
-
-    explain.__name__ = f"grad_eclip_{heads}"
-    return explain
-
-
-def raw_attention_method(clip: LoadedClip, pixels: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
-    """The class token's raw last-block attention (the same map for every text), as an ExplainFunction."""
-    return class_token_attention(GradECLIP(clip), pixels)
-
-
-def score_gradient(clip: LoadedClip, pixels: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
-    """d cos(image i, text i) / d pixels of image i, (B, 3, S, S): the unmodified model's score, each image against
-    its own (L2-normalised) text embedding. Written out rather than taken from captum, whose Saliency wraps this one
-    autograd call."""
-    dtype = next(clip.model.visual.parameters()).dtype  # an fp16/bf16 model takes its own dtype's pixels
-    inputs = pixels.detach().to(clip.device, dtype).requires_grad_(True)
-    with torch.enable_grad():
-        image_embeddings = F.normalize(clip.model.encode_image(inputs).float(), dim=-1)
-        # in eval mode nothing mixes the images of a batch (a ResNet's BatchNorm uses its running statistics), so the
-        # gradient of the summed scores gives each image the gradient of its own score; autograd.grad leaves the
-        # model's parameters without .grad
-        return torch.autograd.grad((image_embeddings * text_embeddings).sum(), inputs)[0]
-
-
-def gradient_saliency(gradient: torch.Tensor) -> torch.Tensor:
-    """Gradient saliency (Simonyan et al. 2014), a model-agnostic baseline: max over the colour channels of
-    |d score / d pixel|, (B, S, S) from ``score_gradient``'s (B, 3, S, S)."""
-    return gradient.abs().amax(dim=1)
-
-
-def gradient_times_input(gradient: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
-    """Gradient x input (Shrikumar et al. 2016), a model-agnostic baseline: sum over the colour channels of
-    d score / d pixel times the (normalised) pixel, ReLU'd like Grad-ECLIP's maps to keep the evidence for the text."""
-    return (gradient * pixels.to(gradient.device)).sum(dim=1).clamp(min=0)
-
-
-def input_gradient_method(clip: LoadedClip, pixels: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
-    """``gradient_saliency`` as an ExplainFunction."""
-    return gradient_saliency(score_gradient(clip, pixels, GradECLIP(clip).encode_texts(texts)))
-
-
-def gradient_x_input_method(clip: LoadedClip, pixels: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
-    """``gradient_times_input`` as an ExplainFunction."""
-    return gradient_times_input(score_gradient(clip, pixels, GradECLIP(clip).encode_texts(texts)), pixels)
-
-
-BUILTIN_METHODS: dict[str, ExplainFunction] = {
-    "grad-eclip": grad_eclip_method("single"), "grad-eclip-multi": grad_eclip_method("multi"),
-    "raw-attention": raw_attention_method, "input-gradient": input_gradient_method,
-    "gradient-x-input": gradient_x_input_method}
-
-
 def _checked_maps(maps, samples: Sequence[NamedObject], first: int, method: str) -> list[Optional[np.ndarray]]:
     """The B maps of one call as float64 arrays; None for a map that is not finite everywhere. A result of the
     wrong shape breaks the method's contract and raises."""
