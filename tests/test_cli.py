@@ -279,8 +279,8 @@ def test_split_choices_are_the_evaluators_own():
     from gradeclip.toyworld import evaluate
 
     found = list(option_choices(build_parser(), "--split"))
-    assert len(found) == 3 and found[0] is None  # toyworld generate's --split is a free folder name
-    for choices in found[1:]:  # evaluate and benchmark
+    assert len(found) == 4 and found[0] is None  # toyworld generate's --split is a free folder name
+    for choices in found[1:]:  # evaluate, benchmark and compare
         assert sorted(choices) == sorted(evaluate.SPLIT_SEEDS)
 
 
