@@ -186,6 +186,16 @@ def compare_command(args: argparse.Namespace) -> int:
                 raise ValueError(f"--method-option {pair!r}: expected METHOD:KEY=VALUE (e.g. rise:n_masks=500)")
             options.setdefault(name, {}).update(parse_method_options([option]))
         methods = args.methods.split(",") if args.methods else None
+        unknown = [name for name in methods or () if name not in BUILTIN_METHOD_NAMES]
+        if unknown:
+            raise ValueError(f"--methods: unknown method {unknown[0]!r}; expected names from "
+                             f"{', '.join(BUILTIN_METHOD_NAMES)}")
+        scenes: dict = {}
+        for pair in args.method_scenes or ():
+            name, sep, value = pair.partition("=")
+            if not sep or not value.isdigit() or int(value) < 1:
+                raise ValueError(f"--method-scenes {pair!r}: expected METHOD=N with N >= 1 (e.g. rise=200)")
+            scenes[name] = int(value)
         writable_file(args.out)
         clip = load_clip(_model_name(args), args.checkpoint)
     except (ValueError, ModelLoadError) as err:
@@ -196,7 +206,7 @@ def compare_command(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     comparison = compare_methods(clip, n_scenes=args.n_scenes, split=args.split, batch_size=args.batch_size,
-                                 methods=methods, options=options)
+                                 methods=methods, options=options, scenes=scenes)
     write_json(comparison, args.out)
     print(markdown_table(comparison), end="")
     failed = {name: r["error"] for name, r in comparison["methods"].items() if "error" in r}
@@ -285,6 +295,9 @@ def add_toyworld_commands(subparsers) -> argparse.ArgumentParser:
     comp.add_argument("--method-option", action="append", metavar="METHOD:KEY=VALUE",
                       help="an option of one method (repeatable); the table runs rise:n_masks=500 unless given")
     comp.add_argument("--n-scenes", type=count(1), default=1000)
+    comp.add_argument("--method-scenes", action="append", metavar="METHOD=N",
+                      help="score METHOD on the first N scenes only (repeatable); the table runs rise=200 and "
+                           "m2ib=200 unless given")
     comp.add_argument("--batch-size", type=count(1), default=32)
     comp.add_argument("--threads", type=count(1), default=2)
     comp.add_argument("--split", default="test", choices=SPLITS)
