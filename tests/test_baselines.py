@@ -620,3 +620,43 @@ def test_benchmark_command_scores_a_method_with_options(tmp_path, capsys):
     assert run("--method", "attention-eclip", "--out", str(tmp_path / "y.json")) == 2
     assert "not available" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists() and not (tmp_path / "y.json").exists()
+
+
+# Cheap options for the slow methods, where a test only needs every method to run through a command
+# (and a bottleneck inside the tiny ViT's 2 blocks: M2IB's default layer=-3 is the toy CLIP's first of 3)
+QUICK_OPTIONS = {"rise": ["--method-option", "n_masks=16"],
+                 "m2ib": ["--method-option", "steps=1", "--method-option", "samples=2", "--method-option", "layer=-2"]}
+
+
+def test_every_registered_name_runs_from_both_commands(registered, tmp_path, capsys):
+    """hand-computed: each registry name is accepted by `gradeclip explain --method NAME` (a map per text, the
+    method recorded) and by `gradeclip toyworld benchmark --method NAME` (2 toy scenes scored); attention-eclip
+    is refused by both with exit status 2 and its reason."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    from gradeclip.toyworld.cli import BUILTIN_METHOD_NAMES, add_toyworld_commands
+    from tests.conftest import random_image
+
+    assert BUILTIN_METHOD_NAMES == tuple(baselines.METHODS)
+    image = tmp_path / "img.png"
+    random_image(64, 64).save(image)
+    checkpoint = Path(__file__).resolve().parents[1] / "data" / "toy_clip" / "gradeclip-toy-ViT.pt"
+    parser = argparse.ArgumentParser(prog="gradeclip")
+    add_toyworld_commands(parser.add_subparsers(dest="command", required=True))
+    for name in baselines.METHODS:
+        out, scores = tmp_path / name, tmp_path / f"{name}.json"
+        extra = ["--method", name, *QUICK_OPTIONS.get(name, [])]
+        status = _explain(registered["vit"], image, out, *extra)
+        args = parser.parse_args(["toyworld", "benchmark", "--checkpoint", str(checkpoint), "--n-scenes", "2",
+                                  "--out", str(scores), *extra])
+        benchmark_status = args.func(args)
+        if name == "attention-eclip":
+            assert status == benchmark_status == 2
+            assert capsys.readouterr().err.count("not available") == 2
+            continue
+        assert status == benchmark_status == 0, name
+        with np.load(out / "img" / "a_red_cube.npz") as saved:
+            assert str(saved["method"]) == name and np.isfinite(saved["grid"]).all()
+        assert json.loads(scores.read_text())["n_scored"] == 2, name
