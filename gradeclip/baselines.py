@@ -314,9 +314,9 @@ def legrad(clip: LoadedClip, pixels: Tensor, texts: Sequence[str], layer_index: 
     blocks); the official code sums the maps after upsampling them to the pixels and normalises there, this sums
     and normalises them on the patch grid (upsampling is linear, so only the normalisation's extremes differ).
     Not the ``legrad-torch`` package: its 1.1 requires open_clip_torch<=2.23.0 (this project pins 3.3.0), and its
-    1.0, which installs beside 3.3.0, hooks the blocks as sequence-first while open_clip 3.x runs them batch-first
-    (its wrapped ViT-B-16's image embeddings have cosine 0.59-0.60 with the model's own; README). ViT only (the
-    official code defines it for ViTs and attention-pooling heads)."""
+    1.0, which installs beside 3.3.0, runs open_clip's blocks sequence-first while open_clip 3.x runs them
+    batch-first (README, "Comparison methods"). ViT only (the official code defines it for ViTs and
+    attention-pooling heads)."""
     tower = image_tower(clip)
     _require_vit(tower, "legrad")
     n_layers = len(tower.layers)
