@@ -40,7 +40,7 @@ ROWS = (
 # changes the energy share, not the pointing game)
 MINMAX = {"maskclip", "clip-surgery", "m2ib", "rise", "legrad"}
 # What the toy table runs RISE with: 2000 masks (the default) x 1000 scenes would be 2 million forward passes.
-# With 100 masks RISE's maps are too noisy to compare (32 scenes: pointing 0.125 at 100 masks, 0.406 at 500).
+# Fewer masks make the maps noisier (the model card: pointing on 32 scenes at 100 and 500 masks).
 DEFAULT_OPTIONS = {"rise": {"n_masks": 500}}
 # How many of the scenes the slow methods are scored on (the first ones of the list; all of them if fewer): RISE
 # with 500 masks costs 500 forward passes per scene, M2IB 100 forward and backward passes through the blocks above
