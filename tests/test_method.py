@@ -298,3 +298,29 @@ def test_single_patch_map_falls_back_to_channel_weighted_values(vit):
     plain = GradECLIP(vit, keep_aspect=True, spatial="none")(img, ["a cube"])[0].grid
     assert loose.shape == (1, 1)
     np.testing.assert_allclose(loose, plain, rtol=1e-6)
+
+
+def test_relu_placement_of_eq_19_per_layer_and_after_sum():
+    """Hand-made two-layer case: one channel, one head, lambda = 1. Layer maps (w * v) are [+2, -1] and [-3, +2] at
+    two positions: ReLU per layer then sum gives [2, 2]; sum then ReLU gives [0, 1]."""
+    ones = torch.ones(1, 1, 2)
+    traces = [method.LayerTrace(o=torch.zeros(1, 1, 1), o_rows=torch.zeros(1, 1, dtype=torch.long),
+                                v=torch.tensor([[[a], [b]]]), spatial=ones) for a, b in ((2.0, -1.0), (-3.0, 2.0))]
+    weights = [torch.ones(1, 1, 1)] * 2
+    per_layer = method.grad_eclip_map(weights, traces, relu="per_layer")
+    after_sum = method.grad_eclip_map(weights, traces, relu="after_sum")
+    assert per_layer.tolist() == [[[2.0, 2.0]]]
+    assert after_sum.tolist() == [[[0.0, 1.0]]]
+    with pytest.raises(ValueError, match="relu"):
+        method.grad_eclip_map(weights, traces, relu="none")
+
+
+def test_spatial_weight_table_is_the_option_list():
+    assert tuple(method.SPATIAL_WEIGHTS) == method.SPATIAL
+    q, k = torch.randn(2, 1, 4), torch.randn(2, 1, 5, 4)
+    row = torch.softmax(torch.randn(2, 1, 5), -1)
+    everywhere = torch.ones(2, 5, dtype=torch.bool)
+    loose = method.SPATIAL_WEIGHTS["loosened"](q, k, row, everywhere)
+    assert loose.amin(-1).eq(0).all() and loose.amax(-1).eq(1).all()  # min-max over the positions
+    assert torch.equal(method.SPATIAL_WEIGHTS["softmax"](q, k, row, everywhere), row)
+    assert torch.equal(method.SPATIAL_WEIGHTS["none"](q, k, row, everywhere), torch.ones(2, 1, 5))
