@@ -8,8 +8,9 @@ import importlib
 
 __version__ = "0.1.0"
 
-# The model-facing names are imported on first use, so that the data-level modules (gradeclip.batch,
-# gradeclip.toyworld, gradeclip.clevr, ...) can be imported by the analyses without loading torch.
+# The model-facing names are imported on first use, so that the data-level modules (gradeclip.io, gradeclip.clevr,
+# gradeclip.toyworld, gradeclip.options, ...) can be imported by the analyses without loading torch
+# (tests/test_options.py checks it; gradeclip.batch and gradeclip.geometry do load it).
 _LAZY = {"GradECLIP": "explainer", "ImageExplanation": "explainer", "TextExplanation": "explainer",
          "LoadedClip": "models", "ModelLoadError": "models", "load_clip": "models"}
 __all__ = list(_LAZY)

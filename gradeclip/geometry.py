@@ -3,8 +3,9 @@
 Two modes:
 - ``standard``: the model's own evaluation preprocessing (open_clip: resize the shortest side, center crop; or
   "squash"), reproduced here so that we also know *where* the crop came from;
-- ``keep-aspect``: the official Grad-ECLIP preprocessing for maps (``../METHOD`` step 1): each side resized to the
-  nearest multiple of the patch size, no crop (the positional embeddings are resized in ``adapters``).
+- ``keep-aspect``: the official Grad-ECLIP preprocessing for maps (the authors' notebook grad_eclip_image.ipynb,
+  github Cyang-Zhao/Grad-Eclip): each side resized to the nearest multiple of the patch size, no crop (the
+  positional embeddings are resized in ``adapters``).
 
 In both, a ``Registration`` records which rectangle of the original image the model's input covers, so a grid map
 is put back on the original pixels (a center crop maps back to where it came from; outside it the map is 0).

@@ -28,3 +28,14 @@ def test_config_schema_lists_the_methods_options():
     heads, spatial = list(_enums(method["heads"])), list(_enums(method["spatial"]))
     assert heads and all(e == options.HEADS for e in heads)
     assert spatial and all(e == options.SPATIAL for e in spatial)
+
+
+def test_data_level_modules_import_without_torch():
+    """The analyses import these without paying for torch (gradeclip/__init__.py's lazy names rely on it)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, gradeclip, gradeclip.io, gradeclip.clevr, gradeclip.toyworld, gradeclip.options; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
