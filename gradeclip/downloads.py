@@ -21,7 +21,6 @@ import os
 import shutil
 import socket
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
 
 from tqdm import tqdm
+
+from .files import atomic_folder, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -394,12 +395,7 @@ def write_done_marker(marker: PathLike, path: PathLike, resource: Union[str, Res
     """Record that ``path`` holds ``resource``, verified: one line ``<path>\tsha256=<registry sha256>``. Written
     (atomically) only after ``fetch_resource`` returned, i.e. after the checksum matched."""
     resource = RESOURCES[resource] if isinstance(resource, str) else resource
-    marker = Path(marker)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    part = marker.with_name(f".{marker.name}.part")
-    part.write_text(f"{path}\tsha256={resource.sha256}\n")
-    os.replace(part, marker)
-    return marker
+    return atomic_write_text(marker, f"{path}\tsha256={resource.sha256}\n")
 
 
 def downloaded_file(marker: PathLike) -> Path:
@@ -497,10 +493,7 @@ def extract(
                 f"{out_dir} exists but was not made by a finished extraction "
                 f"(no {EXTRACT_MARKER}); remove it and run again."
             )
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    # Same parent folder, hence same filesystem, so the final rename is atomic.
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
+    with atomic_folder(out_dir) as staging:
         try:
             _extract_into(archive, staging, members)
         except (zipfile.BadZipFile, tarfile.TarError, EOFError) as error:
@@ -508,8 +501,4 @@ def extract(
         (staging / EXTRACT_MARKER).write_text(
             json.dumps({"archive": archive.name, "members": members}) + "\n"
         )
-        os.rename(staging, out_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return out_dir

@@ -16,6 +16,7 @@ from typing import Any, Optional
 import open_clip
 import torch
 
+from .files import names_checkpoint_file
 from .geometry import Preprocessing
 
 MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
@@ -218,8 +219,7 @@ def load_clip(name: str, pretrained: Optional[str] = None, *, device: str | torc
     device = checked_device(device)
     if precision != "fp32" and device.type != "cuda":
         raise ModelLoadError(f"precision {precision} needs a CUDA device (got {device}); use fp32 on the CPU")
-    if pretrained and Path(pretrained).suffix in (".pt", ".pth", ".bin", ".safetensors") \
-            and not Path(pretrained).is_file():
+    if names_checkpoint_file(pretrained) and not Path(pretrained).exists():
         raise ModelLoadError(f"checkpoint file for model {name!r} not found: {pretrained}")
     if pretrained and Path(pretrained).is_dir():
         raise ModelLoadError(f"{pretrained} is a folder: pretrained must be an open_clip tag or a checkpoint file")

@@ -391,3 +391,37 @@ def test_atomic_writes_content_permissions_and_failures(tmp_path):
     assert (tmp_path / "b.bin").read_bytes() == b"\x00\x01"  # the existing file is left as it was
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.bin", "c.npz", "sub"]  # no temporary files
     assert [p.name for p in (tmp_path / "sub").iterdir()] == ["a.csv"]
+
+
+@pytest.mark.parametrize("value, is_file", [
+    ("openai", False), ("laion2b_s34b_b88k", False), ("", False), (None, False),
+    ("model.pt", True), ("model.pth", True), ("weights.bin", True), ("w.safetensors", True),
+    ("ckpts/latest", True), ("/abs/path/no_suffix", True), ("tag.v2", False),
+])
+def test_a_pretrained_value_names_a_file_or_a_tag(value, is_file):
+    """One rule for the CLI's model loading and the workflow's checkpoint inputs."""
+    from gradeclip.files import names_checkpoint_file
+
+    assert names_checkpoint_file(value) is is_file
+
+
+def test_atomic_folder_appears_whole_or_not_at_all(tmp_path):
+    from gradeclip.files import atomic_folder
+
+    out = tmp_path / "made"
+    with pytest.raises(RuntimeError):
+        with atomic_folder(out) as staging:
+            (staging / "half.txt").write_text("x")
+            raise RuntimeError("stopped halfway")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no output, no staging folder
+    with atomic_folder(out) as staging:
+        (staging / "a.txt").write_text("first")
+    assert (out / "a.txt").read_text() == "first" and oct(out.stat().st_mode & 0o777) == "0o755"
+    with pytest.raises(OSError):  # an existing folder is not replaced unless asked
+        with atomic_folder(out) as staging:
+            (staging / "b.txt").write_text("second")
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt"]
+    with atomic_folder(out, replace=True) as staging:
+        (staging / "b.txt").write_text("second")
+    assert sorted(p.name for p in out.iterdir()) == ["b.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["made"]

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from gradeclip.datasets import CLEVR_SCENES, COCO_INSTANCES, KARPATHY_JSON, root_problems
+from gradeclip.files import names_checkpoint_file
 
 RESULTS = config["results"]
 REPORTS = config["reports"]
@@ -51,20 +52,12 @@ def sam_checkpoint():
 
 
 # ----------------------------------------------------------------------------------------------- model
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
-
-
-def is_file_path(value):
-    """A pretrained value that names a file rather than an open_clip tag (tags have no '/' and no file suffix)."""
-    return bool(value) and ("/" in value or Path(value).suffix in CHECKPOINT_SUFFIXES)
-
-
 def model_checkpoint():
     """The checkpoint file the explanation rules depend on ([] for a hub tag such as 'openai')."""
     if TOY and config["toyworld"]["retrain"]:
         return f"{RESULTS}/model/gradeclip-toy-ViT.pt"
     pretrained = config["model"]["pretrained"]
-    return pretrained if is_file_path(pretrained) else []
+    return pretrained if names_checkpoint_file(pretrained) else []
 
 
 def model_params():
@@ -81,7 +74,7 @@ def configured_input_problems():
         if not Path(path).exists():
             problems.append(f"{key}: {path} does not exist")
 
-    if not (TOY and config["toyworld"]["retrain"]) and is_file_path(config["model"]["pretrained"]):
+    if not (TOY and config["toyworld"]["retrain"]) and names_checkpoint_file(config["model"]["pretrained"]):
         need("model.pretrained", config["model"]["pretrained"])
     if not TOY:
         for name, root in ROOTS.items():

@@ -34,10 +34,7 @@ def explainer_from_params(snakemake):
 def write_manifest(path, written: dict) -> None:
     """What an analysis rule wrote ({key: [files]}), for the report rule; written last, atomically."""
     import json
-    import os
-    from pathlib import Path
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(json.dumps({k: [str(p) for p in v] for k, v in written.items()}, indent=1))
-    os.replace(tmp, path)
+    from gradeclip.files import atomic_write_text
+
+    atomic_write_text(path, json.dumps({k: [str(p) for p in v] for k, v in written.items()}, indent=1))
