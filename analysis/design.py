@@ -1,7 +1,7 @@
 """What the §V study explains, built reproducibly from data: the texts per image and the job lists.
 
 A :class:`StudyDesign` holds plain tables (pandas DataFrames) — one per analysis — and the two job lists the
-explanation step consumes (``gradeclip.batch.load_jobs_tsv`` reads them back):
+explanation step consumes (``gradeclip.jobs.load_jobs_tsv`` reads them back):
 
 ``attributes`` (§V-B, Table IX, Appendix B) — ``image_id, category, text, object_id, variant, resolves_to, unique``
     One row per (image, text, named object). ``category`` is one of color / shape / material / size / location
@@ -58,16 +58,14 @@ import pandas as pd
 from gradeclip.datasets import (karpathy_image_path, load_coco_categories, load_karpathy, seeded_order,
                                 study_clevr_scenes, study_coco_images)
 from gradeclip.files import atomic_write, atomic_write_text
+from gradeclip.jobs import IMAGE_JOB_COLUMNS, TEXT_JOB_COLUMNS, join_texts, unwritable_text
 
 from .addibility import DESIGN_COLUMNS as ADDIBILITY_COLUMNS
 from .attributes import CATEGORY_ORDER
 
-TEXT_SEPARATOR = " || "
 ATTRIBUTE_COLUMNS = ("image_id", "category", "text", "object_id", "variant", "resolves_to", "unique")
 CAPTION_COLUMNS = ("caption_id", "image_id", "text")
 IMAGE_COLUMNS = ("image_id", "path", "mask_path", "n_objects", "source")
-IMAGE_JOB_COLUMNS = ("image_id", "path", "texts")
-TEXT_JOB_COLUMNS = ("caption_id", "image_id", "path", "text")
 LOCATION_ABLATION = "location_ablation"
 #: Adjective kinds of the scene addibility design (CLEVR attribute categories that are adjectives).
 SCENE_ADJECTIVE_KINDS = ("color", "material", "size")
@@ -159,21 +157,16 @@ def build_jobs(images: pd.DataFrame, attributes: pd.DataFrame, addibility: pd.Da
         bucket = texts.setdefault(str(r.image_id), {})
         for col in ("base", "matched", "mismatched", "matched_phrase", "mismatched_phrase"):
             bucket[str(getattr(r, col))] = None
-    bad = [t for ts in texts.values() for t in ts if TEXT_SEPARATOR.strip() in t or re.search(r"[\t\r\n]", t)
-           or not t.strip()]
-    if bad:
-        raise ValueError(f"texts that cannot be written to a job list: {bad[:5]}")
     missing = sorted(set(texts) - set(paths))
     if missing:
         raise KeyError(f"no image path for image(s) {missing[:5]}")
-    image_jobs = pd.DataFrame([{"image_id": i, "path": paths[i], "texts": TEXT_SEPARATOR.join(ts)}
+    image_jobs = pd.DataFrame([{"image_id": i, "path": paths[i], "texts": join_texts(ts)}
                                for i, ts in texts.items()], columns=list(IMAGE_JOB_COLUMNS))
     missing = sorted(set(captions["image_id"].astype(str)) - set(paths))
     if missing:
         raise KeyError(f"captions of image(s) without a path: {missing[:5]}")
     cap = captions.assign(image_id=captions["image_id"].astype(str))
-    bad = cap.loc[cap["text"].astype(str).str.contains(r"[\t\r\n]") | (cap["text"].astype(str).str.strip() == ""),
-                  "caption_id"].tolist()
+    bad = cap.loc[cap["text"].astype(str).map(lambda t: unwritable_text(t, joined=False)), "caption_id"].tolist()
     if bad:
         raise ValueError(f"captions with tabs/newlines or empty text: {bad[:5]}")
     order = {i: k for k, i in enumerate(dict.fromkeys(cap["image_id"]))}

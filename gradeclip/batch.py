@@ -1,4 +1,5 @@
-"""Explanation jobs in shards, for the workflow: many (image, texts) pairs in, one compact file per shard out.
+"""Explanation jobs in shards, for the workflow: many (image, texts) pairs in, one compact file per shard out
+(the job lists themselves and their shards: ``gradeclip.jobs``).
 
 Image maps are stored at patch-grid resolution (small) with what is needed to put them back on the image's pixels
 (the registration box and the original size), in one ``.npz`` of flat arrays (no pickled objects):
@@ -22,31 +23,17 @@ import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator
 
 import numpy as np
 
 from .files import atomic_path, atomic_write
 from .geometry import Registration
 from .io import ImageLoadError, load_image
+from .jobs import ImageJob, TextJob
 
 TEXT_COLUMNS = ["caption_id", "image_id", "text", "word_index", "word", "is_word", "importance", "score",
                 "model_score"]
-
-
-@dataclass(frozen=True)
-class ImageJob:
-    image_id: str
-    path: str
-    texts: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class TextJob:
-    caption_id: str
-    image_id: str
-    path: str
-    text: str
 
 
 @dataclass(frozen=True)
@@ -57,27 +44,6 @@ class StoredMap:
     score: float
     model_score: float
     registration: Registration
-
-
-def _image_ids(jobs: Sequence) -> list[str]:
-    return list(dict.fromkeys(job.image_id for job in jobs))
-
-
-def shard_count(jobs: Sequence, images_per_shard: int) -> int:
-    """How many shards a job list makes: its images (not its jobs) ``images_per_shard`` to a shard; one (empty)
-    shard for an empty list, so that every step downstream still has its file."""
-    if images_per_shard < 1:
-        raise ValueError(f"images_per_shard must be at least 1, got {images_per_shard}")
-    return max(1, -(-len(_image_ids(jobs)) // images_per_shard))
-
-
-def jobs_in_shard(jobs: Sequence, index: int, images_per_shard: int) -> list:
-    """The jobs of shard ``index`` (0 .. :func:`shard_count` - 1): shards cut the *images* of the job list (in order
-    of first appearance) into runs of ``images_per_shard``, so all texts (or all captions) of an image land in
-    one shard."""
-    image_ids = _image_ids(jobs)
-    chosen = set(image_ids[index * images_per_shard:(index + 1) * images_per_shard])
-    return [job for job in jobs if job.image_id in chosen]
 
 
 def _write_failures(out: Path, failures: list[tuple[str, str]]) -> None:
@@ -191,16 +157,3 @@ def explain_text_jobs(explainer, jobs: Iterable[TextJob], out: str | os.PathLike
         flush()
     _write_failures(out, failures)
     return done
-
-
-def load_jobs_tsv(path: str | os.PathLike, kind: str) -> list:
-    """Read a job list written by the workflow's design step (TSV with a header; texts joined by ' || ')."""
-    jobs = []
-    with open(path, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f, delimiter="\t"):
-            if kind == "image":
-                jobs.append(ImageJob(row["image_id"], row["path"], tuple(row["texts"].split(" || "))))
-            else:
-                jobs.append(TextJob(row["caption_id"], row["image_id"], row["path"], row["text"]))
-    return jobs
-

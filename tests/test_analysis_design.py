@@ -10,7 +10,7 @@ import pytest
 from analysis import design as D
 from analysis import wordnet_data as WN
 from analysis.attributes import CATEGORY_ORDER
-from gradeclip.batch import load_jobs_tsv
+from gradeclip.jobs import load_jobs_tsv
 from gradeclip.toyworld import ToyWorldConfig, generate_scene, resolve_referring_expression
 from gradeclip.toyworld.vocabulary import ATTRIBUTE_VALUES
 

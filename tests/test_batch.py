@@ -1,9 +1,9 @@
-"""gradeclip.batch: how job lists are cut into shards."""
+"""gradeclip.jobs: job lists, their texts field and how they are cut into shards."""
 from __future__ import annotations
 
 import pytest
 
-from gradeclip.batch import ImageJob, TextJob, jobs_in_shard, shard_count
+from gradeclip.jobs import ImageJob, TextJob, jobs_in_shard, shard_count
 
 
 def test_shards_cut_the_images_of_a_job_list():
@@ -20,3 +20,15 @@ def test_shards_cut_the_images_of_a_job_list():
     assert shard_count([], 5) == 1  # an empty list still has its (empty) shard
     with pytest.raises(ValueError):
         shard_count(jobs, 0)
+
+
+def test_job_list_texts_round_trip_and_unwritable_texts_are_named(tmp_path):
+    from gradeclip.jobs import join_texts, load_jobs_tsv, split_texts
+
+    texts = ("a red cube", "the cube's shadow", "x | y")
+    assert split_texts(join_texts(texts)) == texts
+    (tmp_path / "jobs.tsv").write_text(f"image_id\tpath\ttexts\nimg1\tp.png\t{join_texts(texts)}\n")
+    assert load_jobs_tsv(tmp_path / "jobs.tsv", "image")[0].texts == texts
+    for bad in ("a || b", "tab\there", "new\nline", "  "):
+        with pytest.raises(ValueError, match="cannot be written to a job list"):
+            join_texts(["fine", bad])

@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from analysis.design import StudyDesign, read_table
-from gradeclip.batch import jobs_in_shard, load_jobs_tsv, read_image_maps, shard_count
+from gradeclip.batch import read_image_maps
+from gradeclip.jobs import jobs_in_shard, load_jobs_tsv, shard_count
 from gradeclip.downloads import file_digest
 
 pytestmark = pytest.mark.paper_smoke

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from gradeclip.datasets import CLEVR_SCENES, COCO_INSTANCES, KARPATHY_JSON, root_problems
 from gradeclip.files import names_checkpoint_file
+from gradeclip.jobs import load_jobs_tsv, shard_count
 
 RESULTS = config["results"]
 REPORTS = config["reports"]
@@ -111,8 +112,6 @@ def design_inputs(wildcards):
 def design_shards(kind):
     """Shard ids of the design's image or text job list: its images, ``shards.images_per_shard`` to a shard (known
     once the study_design checkpoint has run)."""
-    from gradeclip.batch import load_jobs_tsv, shard_count  # imports torch: not at every parse
-
     jobs = checkpoints.study_design.get().output[f"{kind}_jobs"]
     n = shard_count(load_jobs_tsv(jobs, kind), config["shards"]["images_per_shard"])
     return [f"{i:04d}" for i in range(n)]

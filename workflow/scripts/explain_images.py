@@ -1,6 +1,7 @@
 from _common import explainer_from_params, setup_logging
 
-from gradeclip.batch import explain_image_jobs, jobs_in_shard, load_jobs_tsv
+from gradeclip.batch import explain_image_jobs
+from gradeclip.jobs import jobs_in_shard, load_jobs_tsv
 
 log = setup_logging(snakemake)  # noqa: F821 (injected by Snakemake)
 shard = int(snakemake.wildcards.shard)  # noqa: F821
