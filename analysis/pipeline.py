@@ -116,7 +116,7 @@ def collect_maps(map_shards, keys: Iterable[MapKey] | None = None, resolution: s
 
 # ------------------------------------------------------------------------------------------ masks
 def _read_instance_mask(path) -> np.ndarray:
-    from gradeclip.toyworld.dataset import read_instance_mask
+    from gradeclip.io import read_instance_mask
 
     return np.asarray(read_instance_mask(path))
 

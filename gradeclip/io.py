@@ -140,3 +140,24 @@ def iter_images(paths: Iterable[Path]):
 
 # Truncated files must fail, not be silently padded with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+# ------------------------------------------------------------------------------------------------ instance masks
+def write_instance_mask(mask: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write an instance-id mask (H, W) uint8 (0 = background, k + 1 = object k) as a single-channel (mode "L")
+    PNG, atomically; returns the path. Used for the toy world's exact masks and for SAM's CLEVR masks alike."""
+    from .files import atomic_write
+
+    mask = np.asarray(mask)
+    if mask.ndim != 2 or mask.dtype != np.uint8:
+        raise ValueError(f"Expected an H x W uint8 instance mask, got {mask.shape} {mask.dtype}.")
+    return atomic_write(path, lambda tmp: Image.fromarray(mask).save(tmp, format="PNG"))
+
+
+def read_instance_mask(path: str | os.PathLike) -> np.ndarray:
+    """Read a mask written by :func:`write_instance_mask`: (H, W) uint8, a writable copy. Anything but an 8-bit grey
+    PNG is refused with the file named (an RGB picture is not a mask)."""
+    with Image.open(path) as image:
+        if image.mode != "L":
+            raise ValueError(f"{path}: an instance mask must be an 8-bit grey (mode L) PNG, got mode {image.mode}")
+        return np.array(image)

@@ -25,6 +25,8 @@ from typing import Iterable, Mapping, Optional, Protocol, Sequence, Union
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .io import write_instance_mask
+
 PathLike = Union[str, os.PathLike]
 
 # Instance ids are stored as uint8 with 0 for background.
@@ -210,25 +212,6 @@ def load_rgb(path: PathLike) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def save_instance_mask(mask: np.ndarray, path: PathLike) -> Path:
-    """Write a uint8 instance-id mask as a single-channel (mode "L") PNG."""
-    mask = np.asarray(mask)
-    if mask.ndim != 2 or mask.dtype != np.uint8:
-        raise ValueError(f"Expected an H x W uint8 mask, got {mask.shape} {mask.dtype}.")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(mask).save(path, format="PNG")
-    return path
-
-
-def load_instance_mask(path: PathLike) -> np.ndarray:
-    """Read a mask written by ``save_instance_mask``."""
-    with Image.open(path) as image:
-        if image.mode != "L":
-            raise ValueError(f"{path} is a {image.mode} image, not an instance-id mask (L).")
-        return np.asarray(image).copy()
-
-
 def mask_path(out_dir: PathLike, image_filename: str) -> Path:
     """Where the mask of CLEVR image ``image_filename`` goes: same stem, .png."""
     return Path(out_dir) / (Path(image_filename).stem + ".png")
@@ -245,7 +228,7 @@ def masks_for_scenes(
     for scene in scenes:
         image = load_rgb(Path(image_dir) / scene["image_filename"])
         mask = masks_for_scene(predictor, image, scene)
-        written.append(save_instance_mask(mask, mask_path(out_dir, scene["image_filename"])))
+        written.append(write_instance_mask(mask, mask_path(out_dir, scene["image_filename"])))
     return written
 
 

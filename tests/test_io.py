@@ -425,3 +425,22 @@ def test_atomic_folder_appears_whole_or_not_at_all(tmp_path):
         (staging / "b.txt").write_text("second")
     assert sorted(p.name for p in out.iterdir()) == ["b.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["made"]
+
+
+def test_instance_mask_round_trip_and_refusals(tmp_path):
+    """One reader and one writer for the toy world's exact masks and SAM's CLEVR masks."""
+    from gradeclip.io import read_instance_mask, write_instance_mask
+
+    mask = np.random.default_rng(1).integers(0, 11, (32, 48), dtype=np.uint8)
+    path = write_instance_mask(mask, tmp_path / "sub" / "mask.png")
+    loaded = read_instance_mask(path)
+    assert loaded.dtype == np.uint8 and loaded.flags.writeable
+    np.testing.assert_array_equal(loaded, mask)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["mask.png"]  # no temporary file left
+    with pytest.raises(ValueError, match="uint8"):
+        write_instance_mask(np.zeros((4, 4), dtype=np.int32), tmp_path / "m.png")
+    with pytest.raises(ValueError, match="uint8"):
+        write_instance_mask(np.zeros((4, 4, 3), dtype=np.uint8), tmp_path / "m.png")
+    Image.fromarray(np.zeros((4, 4, 3), dtype=np.uint8)).save(tmp_path / "rgb.png")
+    with pytest.raises(ValueError, match="rgb.png.*mode RGB"):
+        read_instance_mask(tmp_path / "rgb.png")

@@ -17,14 +17,13 @@ import torch
 from PIL import Image
 
 from gradeclip import sam_masks
+from gradeclip.io import read_instance_mask
 from gradeclip.sam_masks import (
     MissingCheckpointError,
     build_predictor,
-    load_instance_mask,
     masks_for_scene,
     resolve_overlaps_by_depth,
     save_contact_sheet,
-    save_instance_mask,
 )
 
 HEIGHT, WIDTH = 32, 48  # CLEVR's 320 x 480, scaled down
@@ -205,24 +204,11 @@ def test_masks_for_scenes_writes_pngs(tiny_predictor, tmp_path):
     Image.fromarray(rgba).save(image_dir / SCENE["image_filename"])  # CLEVR PNGs are RGBA
     (path,) = sam_masks.masks_for_scenes(tiny_predictor, [SCENE], image_dir, tmp_path / "masks")
     assert path == tmp_path / "masks" / "CLEVR_val_000000.png"
-    mask = load_instance_mask(path)
+    mask = read_instance_mask(path)
     assert mask.shape == (HEIGHT, WIDTH) and mask.max() <= 3
 
 
 # ------------------------------------------------------------------- files
-
-
-def test_png_round_trip(tmp_path):
-    mask = np.random.default_rng(1).integers(0, 11, (HEIGHT, WIDTH), dtype=np.uint8)
-    path = save_instance_mask(mask, tmp_path / "sub" / "mask.png")
-    loaded = load_instance_mask(path)
-    assert loaded.dtype == np.uint8
-    np.testing.assert_array_equal(loaded, mask)
-
-
-def test_save_rejects_non_uint8(tmp_path):
-    with pytest.raises(ValueError, match="uint8"):
-        save_instance_mask(np.zeros((4, 4), dtype=np.int32), tmp_path / "m.png")
 
 
 def test_contact_sheet(tmp_path):

@@ -19,6 +19,7 @@ from PIL import Image
 
 from gradeclip.clevr import write_scenes
 from gradeclip.files import atomic_write_bytes
+from gradeclip.io import read_instance_mask, write_instance_mask
 from gradeclip.toyworld.layout import ToyWorldConfig
 from gradeclip.toyworld.scenes import FILENAME_PREFIX, dataset_info, generate_scenes
 
@@ -55,7 +56,7 @@ def write_dataset(out_dir, n_scenes: int, seed: int, split: str = "train",
     records = []
     for scene in generate_scenes(seed, n_scenes, split, config, start_index):
         atomic_write_bytes(image_path(out_dir, scene.record), encode_png(scene.image))
-        atomic_write_bytes(mask_path(out_dir, scene.record), encode_png(scene.instance_mask))
+        write_instance_mask(scene.instance_mask, mask_path(out_dir, scene.record))
         records.append(scene.record)
     return write_scenes(json_path, records, dataset_info(seed, split, config))
 
@@ -64,14 +65,6 @@ def read_image(path) -> np.ndarray:
     """(H, W, 3) uint8 RGB array of an image file."""
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"))
-
-
-def read_instance_mask(path) -> np.ndarray:
-    """(H, W) uint8 id mask: 0 = background, k + 1 = object k."""
-    with Image.open(path) as image:
-        if image.mode != "L":
-            raise ValueError(f"{path}: instance mask must be an 8-bit grey PNG, got mode {image.mode}")
-        return np.asarray(image)
 
 
 def load_scene_arrays(out_dir, scene: Mapping) -> tuple[np.ndarray, np.ndarray]:
