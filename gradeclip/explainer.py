@@ -8,7 +8,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Optional, Sequence, Union
+from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -172,6 +172,25 @@ class GradECLIP:
     def from_pretrained(cls, name: str, pretrained: Optional[str] = None, *, device: str = "cpu",
                         precision: str = "fp32", cache_dir: Optional[str] = None, **options) -> "GradECLIP":
         return cls(load_clip(name, pretrained, device=device, precision=precision, cache_dir=cache_dir), **options)
+
+    # the keys of a workflow config's ``model`` and ``method`` sections (workflow/schemas/config.schema.yaml)
+    MODEL_KEYS = ("name", "pretrained", "device", "precision")
+    METHOD_KEYS = ("heads", "spatial", "image_layers", "text_layers", "keep_aspect")
+
+    @classmethod
+    def from_config(cls, model: Mapping, method: Mapping, **options) -> "GradECLIP":
+        """The explainer a workflow config describes: its ``model`` section (name, pretrained, device, precision)
+        and ``method`` section (heads, spatial, image_layers, text_layers, keep_aspect). A missing or unknown key
+        is a ValueError naming it; ``options`` go to the constructor as they are (e.g. max_short_side)."""
+        for section, given, keys in (("model", model, cls.MODEL_KEYS), ("method", method, cls.METHOD_KEYS)):
+            unknown, missing = sorted(set(given) - set(keys)), sorted(set(keys) - set(given))
+            if unknown or missing:
+                raise ValueError(f"config section {section!r}: " + "; ".join(
+                    part for part in (f"unknown key(s) {unknown}" if unknown else "",
+                                      f"missing key(s) {missing}" if missing else "") if part))
+        return cls.from_pretrained(model["name"], model["pretrained"], device=model["device"],
+                                   precision=model["precision"], **{k: method[k] for k in cls.METHOD_KEYS},
+                                   **options)
 
     @property
     def device(self) -> torch.device:

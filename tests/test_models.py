@@ -161,3 +161,25 @@ def test_devices_are_checked_against_what_torch_sees(monkeypatch):
     assert checked_device("cuda") == torch.device("cuda") and checked_device("cuda:0") == torch.device("cuda:0")
     with pytest.raises(ModelLoadError, match=r"device cuda:1: torch sees 1 CUDA GPU here \(cuda:0\)"):
         checked_device("cuda:1")
+
+
+def test_explainer_from_a_workflow_config(tmp_path):
+    """GradECLIP.from_config takes the schema's model and method sections as they are and builds the explainer
+    they describe; a key the schema does not know, or one it requires that is missing, is named."""
+    import yaml
+
+    schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow" / "schemas" /
+                             "config.schema.yaml").read_text())["properties"]
+    assert set(GradECLIP.MODEL_KEYS) == set(schema["model"]["properties"]) == set(schema["model"]["required"])
+    assert set(GradECLIP.METHOD_KEYS) == set(schema["method"]["properties"]) == set(schema["method"]["required"])
+    name, checkpoint = register_tiny_checkpoint(tmp_path, "vit")
+    model = {"name": name, "pretrained": str(checkpoint), "device": "cpu", "precision": "fp32"}
+    method = {"heads": "multi", "spatial": "none", "image_layers": 2, "text_layers": 1, "keep_aspect": True}
+    ex = GradECLIP.from_config(model, method)
+    assert (ex.heads, ex.spatial, ex.image_layers, ex.text_layers, ex.keep_aspect) == ("multi", "none", 2, 1, True)
+    image = random_image(40, 24, seed=2)
+    direct = GradECLIP(load_clip(name, str(checkpoint)), heads="multi", spatial="none", image_layers=2,
+                       text_layers=1, keep_aspect=True)
+    np.testing.assert_array_equal(ex(image, "a cube")[0].grid, direct(image, "a cube")[0].grid)
+    with pytest.raises(ValueError, match=r"'method': unknown key\(s\) \['head'\]; missing key\(s\) \['heads'\]"):
+        GradECLIP.from_config(model, {**{k: v for k, v in method.items() if k != "heads"}, "head": "single"})

@@ -24,11 +24,7 @@ def explainer_from_params(snakemake):
 
     torch.set_num_threads(max(1, snakemake.threads))
     torch.manual_seed(0)
-    model, method = snakemake.params.model, snakemake.params.method
-    return GradECLIP.from_pretrained(model["name"], model["pretrained"], device=model["device"],
-                                     precision=model["precision"], image_layers=method["image_layers"],
-                                     text_layers=method["text_layers"], heads=method["heads"],
-                                     spatial=method["spatial"], keep_aspect=method["keep_aspect"])
+    return GradECLIP.from_config(snakemake.params.model, snakemake.params.method)
 
 
 def write_manifest(path, written: dict) -> None:
