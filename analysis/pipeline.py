@@ -31,7 +31,8 @@ from scipy import stats as sps
 from . import addibility as AD
 from . import attributes as AT
 from . import concreteness as CO
-from .design import LOCATION_ABLATION, read_table, write_table
+from .design import LOCATION_ABLATION
+from .tables import read_table, write_table
 
 MapKey = tuple[str, str]
 TableLike = pd.DataFrame | str | os.PathLike

@@ -35,7 +35,7 @@ import pandas as pd
 
 from gradeclip.files import atomic_path, atomic_write, atomic_write_bytes, atomic_write_text
 
-from .design import read_table, write_table
+from .tables import read_table, write_table
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE_NAME = "report.html.j2"

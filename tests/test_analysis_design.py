@@ -1,4 +1,4 @@
-"""analysis.design: the §V study design from toy scenes, CLEVR scenes and COCO (tiny files in the real formats)."""
+"""analysis.design (and its scenes, coco and word_classes modules): the §V study design from toy scenes, CLEVR scenes and COCO (tiny files in the real formats)."""
 
 import json
 import re
@@ -7,9 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import design as D
-from analysis import wordnet_data as WN
+from analysis import design as D, wordnet_data as WN
 from analysis.attributes import CATEGORY_ORDER
+from analysis.design import coco as CD, scenes as SD, word_classes as WC
+from gradeclip import datasets as DS
 from gradeclip.jobs import load_jobs_tsv
 from gradeclip.toyworld import ToyWorldConfig, generate_scene, resolve_referring_expression
 from gradeclip.toyworld.vocabulary import ATTRIBUTE_VALUES
@@ -30,11 +31,11 @@ def scenes():
 
 @pytest.fixture(scope="module")
 def design(scenes):
-    return D.toy_design(scenes, "/data/toy")
+    return SD.toy_design(scenes, "/data/toy")
 
 
 def _scene_of(scenes):
-    return {D.scene_image_id(s): s for s in scenes["scenes"]}
+    return {SD.scene_image_id(s): s for s in scenes["scenes"]}
 
 
 # ------------------------------------------------------------------------------------------ toy
@@ -115,22 +116,22 @@ def test_jobs_cover_every_text_and_round_trip(design, tmp_path):
 
 
 def test_toy_design_is_reproducible_and_per_image(scenes):
-    a = D.toy_design(scenes, "/d", seed=3)
-    b = D.toy_design(scenes, "/d", seed=3)
+    a = SD.toy_design(scenes, "/d", seed=3)
+    b = SD.toy_design(scenes, "/d", seed=3)
     pd.testing.assert_frame_equal(a.addibility, b.addibility)
-    head = D.toy_design(scenes, "/d", max_images=7, seed=3)
+    head = SD.toy_design(scenes, "/d", max_images=7, seed=3)
     pd.testing.assert_frame_equal(head.addibility, a.addibility.head(7))  # choices keyed by image, not by run
-    other = D.toy_design(scenes, "/d", seed=4)
+    other = SD.toy_design(scenes, "/d", seed=4)
     assert not other.addibility.equals(a.addibility)
 
 
 def test_clevr_design_samples_scenes_and_points_at_sam_masks():
-    d = D.clevr_design(CLEVR, "/clevr/images", "/clevr/masks", n_images=1, seed=0)
+    d = SD.clevr_design(CLEVR, "/clevr/images", "/clevr/masks", n_images=1, seed=0)
     assert len(d.images) == 1 and d.addibility.empty and d.captions.empty
     r = d.images.iloc[0]
     assert r["path"] == f"/clevr/images/val/{r['image_id']}.png" and r["mask_path"] == f"/clevr/masks/{r['image_id']}.png"
-    assert D.clevr_design(CLEVR, "/i", "/m", n_images=1, seed=0).images["image_id"].tolist() == [r["image_id"]]
-    assert len(D.clevr_design(CLEVR, "/i", "/m", n_images=None).images) == 2
+    assert SD.clevr_design(CLEVR, "/i", "/m", n_images=1, seed=0).images["image_id"].tolist() == [r["image_id"]]
+    assert len(SD.clevr_design(CLEVR, "/i", "/m", n_images=None).images) == 2
 
 
 # ----------------------------------------------------------------------------------------- COCO
@@ -147,16 +148,16 @@ def test_coco_categories_streaming_parse_equals_json_load(tmp_path):
     for a in doc["annotations"]:
         expected.setdefault(str(a["image_id"]), set()).add(names[a["category_id"]])
     expected = {k: sorted(v) for k, v in expected.items()}
-    assert D.load_coco_categories(INSTANCES) == expected
+    assert DS.load_coco_categories(INSTANCES) == expected
     # other key order and pretty-printing parse the same
     reordered = tmp_path / "instances.json"
     reordered.write_text(json.dumps({"categories": doc["categories"], "annotations": doc["annotations"],
                                      "images": doc["images"], "info": doc["info"]}, indent=2))
-    assert D.load_coco_categories(reordered) == expected
+    assert DS.load_coco_categories(reordered) == expected
 
 
 def _check_coco(d):
-    cats = D.load_coco_categories(INSTANCES)
+    cats = DS.load_coco_categories(INSTANCES)
     assert set(d.addibility["image_id"]).isdisjoint({"700", "800"})  # test/train images never used
     assert not d.addibility["image_id"].duplicated().any()
     for r in d.addibility.itertuples():
@@ -169,14 +170,14 @@ def _check_coco(d):
 
 @needs_wordnet
 def test_coco_design_with_wordnet():
-    d = D.coco_design(KARPATHY, INSTANCES, "/coco", n_per_group=2, seed=0)
+    d = CD.coco_design(KARPATHY, INSTANCES, "/coco", n_per_group=2, seed=0)
     _check_coco(d)
     assert d.addibility.groupby("group").size().to_dict() == {"adj+noun": 2, "verb+noun": 2}
     adj = d.addibility[d.addibility["group"] == "adj+noun"]
     assert all(r.matched in _caption_words(r.image_id) for r in adj.itertuples())
     assert len(d.captions) == 30 and set(d.captions["image_id"]) == {"100", "200", "300", "400", "500", "600"}
     assert d.images.set_index("image_id").loc["100", "path"] == "/coco/val2014/COCO_val2014_000000000100.jpg"
-    again = D.coco_design(KARPATHY, INSTANCES, "/coco", n_per_group=2, seed=0)
+    again = CD.coco_design(KARPATHY, INSTANCES, "/coco", n_per_group=2, seed=0)
     pd.testing.assert_frame_equal(again.addibility, d.addibility)
     pd.testing.assert_frame_equal(again.image_jobs, d.image_jobs)
 
@@ -189,12 +190,12 @@ def _dict_classes():
              "catching": "catch", "jumping": "jump", "playing": "play", "leaping": "leap", "chasing": "chase",
              "sleeping": "sleep", "lying": "lie", "curled": "curl", "resting": "rest", "fed": "feed"}
     nouns = {"horses": "horse", "bears": "bear", "dogs": "dog"}
-    return D.WordClasses(adjectives=adjectives, verbs=verbs, nouns=nouns)
+    return WC.WordClasses(adjectives=adjectives, verbs=verbs, nouns=nouns)
 
 
 def test_coco_selection_rules_without_wordnet():
     classes = _dict_classes()
-    d = D.coco_design(KARPATHY, INSTANCES, "/coco", n_per_group=2, seed=1, classes=classes)
+    d = CD.coco_design(KARPATHY, INSTANCES, "/coco", n_per_group=2, seed=1, classes=classes)
     _check_coco(d)
     assert d.addibility.groupby("group").size().to_dict() == {"adj+noun": 2, "verb+noun": 2}
     verb = d.addibility[d.addibility["group"] == "verb+noun"]
@@ -205,31 +206,31 @@ def test_coco_selection_rules_without_wordnet():
         assert skis.iloc[0]["matched_phrase"] == "stand on skis"  # preposition kept
     # seeds are reproducible and matter
     pd.testing.assert_frame_equal(
-        D.coco_design(KARPATHY, INSTANCES, "/coco", n_per_group=2, seed=1, classes=classes).addibility, d.addibility)
-    draws = {tuple(D.coco_design(KARPATHY, INSTANCES, "/c", n_per_group=2, seed=s, classes=classes)
+        CD.coco_design(KARPATHY, INSTANCES, "/coco", n_per_group=2, seed=1, classes=classes).addibility, d.addibility)
+    draws = {tuple(CD.coco_design(KARPATHY, INSTANCES, "/c", n_per_group=2, seed=s, classes=classes)
                    .addibility["mismatched"]) for s in range(6)}
     assert len(draws) > 1
     with pytest.warns(RuntimeWarning, match="only"):
-        D.coco_design(KARPATHY, INSTANCES, "/coco", n_per_group=10, seed=0, classes=classes)
+        CD.coco_design(KARPATHY, INSTANCES, "/coco", n_per_group=10, seed=0, classes=classes)
 
 
 def test_triplet_manifest_round_trip_and_check(tmp_path):
     classes = _dict_classes()
-    d = D.coco_design(KARPATHY, INSTANCES, "/coco", n_per_group=2, seed=0, classes=classes)
-    path = D.write_triplet_manifest(d.addibility, tmp_path / "coco_manifest_v1.csv")
-    back = D.read_triplet_manifest(path)
-    assert list(back.columns) == list(D.MANIFEST_COLUMNS) and not back["reviewed"].any()
-    from_manifest = D.coco_design(KARPATHY, None, "/coco", manifest=path, classes=classes)
+    d = CD.coco_design(KARPATHY, INSTANCES, "/coco", n_per_group=2, seed=0, classes=classes)
+    path = CD.write_triplet_manifest(d.addibility, tmp_path / "coco_manifest_v1.csv")
+    back = CD.read_triplet_manifest(path)
+    assert list(back.columns) == list(CD.MANIFEST_COLUMNS) and not back["reviewed"].any()
+    from_manifest = CD.coco_design(KARPATHY, None, "/coco", manifest=path, classes=classes)
     cols = list(D.ADDIBILITY_COLUMNS)
     pd.testing.assert_frame_equal(from_manifest.addibility[cols], d.addibility[cols])
     with pytest.raises(ValueError, match="not marked reviewed"):
-        D.read_triplet_manifest(path, require_reviewed=True)
+        CD.read_triplet_manifest(path, require_reviewed=True)
     bad = back.copy()
     bad.loc[0, "mismatched"] = bad.loc[0, "matched"]  # a word that is in the captions
     bad.loc[0, "mismatched_phrase"] = bad.loc[0, "matched_phrase"]
-    D.write_triplet_manifest(bad, tmp_path / "bad.csv")
+    CD.write_triplet_manifest(bad, tmp_path / "bad.csv")
     with pytest.raises(ValueError, match="occurs in a caption"):
-        D.coco_design(KARPATHY, None, "/coco", manifest=tmp_path / "bad.csv", classes=classes)
+        CD.coco_design(KARPATHY, None, "/coco", manifest=tmp_path / "bad.csv", classes=classes)
 
 
 def test_design_rejects_texts_that_cannot_travel_in_a_job_list():

@@ -12,7 +12,7 @@ from PIL import Image
 from analysis import concreteness as C
 from analysis import pipeline as P
 from analysis.attributes import HIGHER_IS_BETTER
-from analysis.design import write_table
+from analysis.tables import write_table
 from gradeclip.batch import TEXT_COLUMNS, read_image_maps
 
 H, W = 24, 32

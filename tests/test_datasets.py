@@ -9,7 +9,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from analysis import design as D
+from analysis.design import coco as CD, scenes as SD, word_classes as WC
 from gradeclip import datasets as DS
 from gradeclip.clevr import write_scenes
 from gradeclip.sam_masks import study_masks
@@ -71,7 +71,7 @@ def test_sam_masks_are_computed_for_exactly_the_scenes_of_the_attribute_design(c
     paper = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())["clevr"]
     masks = tmp_path / "masks"
     scenes = study_masks(_FakePredictor(), clevr_root, masks, paper["n_images"], paper["seed"])
-    design = D.clevr_design(clevr_root / DS.CLEVR_SCENES, clevr_root / "images", masks, n_images=paper["n_images"],
+    design = SD.clevr_design(clevr_root / DS.CLEVR_SCENES, clevr_root / "images", masks, n_images=paper["n_images"],
                             seed=paper["seed"])
     attribute_images = set(design.attributes["image_id"])
     masked = {p.stem for p in masks.glob("*.png")}
@@ -87,11 +87,11 @@ def test_coco_design_and_triplet_manifest_draw_the_same_images(tmp_path):
     images = DS.study_coco_images(karpathy, 4, seed=2)
     assert [im["cocoid"] for im in images] == [im["cocoid"] for im in DS.seeded_sample(
         DS.load_karpathy(karpathy), 4, 2)]
-    classes = D.WordClasses(adjectives={"young", "brown", "white", "red", "black"},
+    classes = WC.WordClasses(adjectives={"young", "brown", "white", "red", "black"},
                             verbs={"riding": "ride", "feeding": "feed", "standing": "stand"})
-    table, stamp = D.coco_triplet_manifest(karpathy, instances, tmp_path / "coco_triplets.csv", 1, seed=2,
+    table, stamp = CD.coco_triplet_manifest(karpathy, instances, tmp_path / "coco_triplets.csv", 1, seed=2,
                                            n_images=4, classes=classes)
-    design = D.coco_design(karpathy, None, "/coco", 1, seed=2, n_images=4, manifest=tmp_path / "coco_triplets.csv",
+    design = CD.coco_design(karpathy, None, "/coco", 1, seed=2, n_images=4, manifest=tmp_path / "coco_triplets.csv",
                            classes=classes)
     assert set(design.images["image_id"]) == {str(im["cocoid"]) for im in images}
     assert set(table["image_id"]) <= set(design.images["image_id"])
@@ -107,7 +107,7 @@ def test_coco_design_and_triplet_manifest_draw_the_same_images(tmp_path):
     doc["images"][0]["sentences"][0]["raw"] += " (edited)"
     other.write_text(json.dumps(doc))
     with pytest.raises(ValueError, match="select the triplets again"):
-        D.coco_design(other, None, "/coco", 1, seed=2, n_images=4, manifest=tmp_path / "coco_triplets.csv",
+        CD.coco_design(other, None, "/coco", 1, seed=2, n_images=4, manifest=tmp_path / "coco_triplets.csv",
                       classes=classes)
 
 

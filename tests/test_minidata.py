@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from analysis import design as D
 from analysis import wordnet_data as WN
+from analysis.design import coco as CD
 from gradeclip import datasets as DS
 from gradeclip import minidata as M
 from gradeclip.cli import main
@@ -122,10 +122,10 @@ def test_captions_exercise_every_addibility_design(mini):
     """The triplet selection finds adjective + noun and verb + noun phrases on the images' COCO categories, with
     mismatched words taken from other images; and images without any category still give §V-C captions."""
     images = DS.study_coco_images(mini / "karpathy" / "dataset_coco.json", None, 0)
-    table, _ = D.select_coco_triplets(images, DS.load_coco_categories(
+    table, _ = CD.select_coco_triplets(images, DS.load_coco_categories(
         mini / "coco" / "annotations" / "instances_val2014.json"), 3, 0)
     assert table.groupby("group").size().to_dict() == {"adj+noun": 3, "verb+noun": 3}
-    assert D.check_triplets(table, images) == []
+    assert CD.check_triplets(table, images) == []
     assert (table["mismatched"] != table["matched"]).all()
 
 

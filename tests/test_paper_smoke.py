@@ -20,7 +20,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from analysis.design import StudyDesign, read_table
+from analysis.design import StudyDesign
+from analysis.tables import read_table
 from gradeclip.batch import read_image_maps
 from gradeclip.jobs import jobs_in_shard, load_jobs_tsv, shard_count
 from gradeclip.downloads import file_digest

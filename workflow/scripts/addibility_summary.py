@@ -1,6 +1,6 @@
 from _common import setup_logging, write_manifest
 
-from analysis.design import read_table
+from analysis.tables import read_table
 from analysis.pipeline import addibility_summary
 from analysis.report import save_artifacts
 

@@ -1,6 +1,6 @@
 from _common import setup_logging
 
-from analysis.design import read_table
+from analysis.tables import read_table
 from analysis.pipeline import attribute_shard_metrics
 
 log = setup_logging(snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,7 +1,7 @@
 from _common import setup_logging, write_manifest
 
-from analysis.design import read_table
 from analysis.findings import equivalence_margins, load_paper_reference
+from analysis.tables import read_table
 from analysis.pipeline import attribute_summary
 from analysis.report import save_artifacts
 

@@ -1,6 +1,6 @@
 from _common import setup_logging
 
-from analysis.design import coco_triplet_manifest
+from analysis.design.coco import coco_triplet_manifest
 
 log = setup_logging(snakemake)  # noqa: F821 (injected by Snakemake)
 paths, coco, out = snakemake.params.paths, snakemake.params.coco, snakemake.output  # noqa: F821

@@ -2,8 +2,9 @@ from pathlib import Path
 
 from _common import setup_logging
 
-from analysis.design import StudyDesign, read_table
+from analysis.design import StudyDesign
 from analysis.findings import findings, load_paper_reference, methods_notes, paper_comparison, power_table, toy_banner
+from analysis.tables import read_table
 from analysis.report import load_artifacts, render_report, run_header, save_artifacts
 
 log = setup_logging(snakemake)  # noqa: F821 (injected by Snakemake)

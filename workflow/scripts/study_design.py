@@ -2,7 +2,9 @@ from pathlib import Path
 
 from _common import setup_logging
 
-from analysis.design import StudyDesign, clevr_design, coco_design, toy_design
+from analysis.design import StudyDesign
+from analysis.design.coco import coco_design
+from analysis.design.scenes import clevr_design, toy_design
 from gradeclip.datasets import CLEVR_IMAGES, CLEVR_SCENES
 
 log = setup_logging(snakemake)  # noqa: F821 (injected by Snakemake)
