@@ -12,6 +12,8 @@ from typing import Iterable
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from .files import atomic_write
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 
@@ -146,8 +148,6 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 def write_instance_mask(mask: np.ndarray, path: str | os.PathLike) -> Path:
     """Write an instance-id mask (H, W) uint8 (0 = background, k + 1 = object k) as a single-channel (mode "L")
     PNG, atomically; returns the path. Used for the toy world's exact masks and for SAM's CLEVR masks alike."""
-    from .files import atomic_write
-
     mask = np.asarray(mask)
     if mask.ndim != 2 or mask.dtype != np.uint8:
         raise ValueError(f"Expected an H x W uint8 instance mask, got {mask.shape} {mask.dtype}.")

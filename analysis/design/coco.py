@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from gradeclip.datasets import karpathy_image_path, load_coco_categories, seeded_order, study_coco_images
+from gradeclip.downloads import file_digest
 from gradeclip.files import atomic_write_text
 
 from ..addibility import DESIGN_COLUMNS as ADDIBILITY_COLUMNS
@@ -251,8 +252,6 @@ def coco_triplet_manifest(karpathy_json: str | os.PathLike, instances_json: str 
     (:func:`gradeclip.datasets.study_coco_images`: ``n_images`` of the Karpathy ``split`` drawn with ``seed``) and
     write them as a manifest (``out``, CSV) with a stamp beside it (:func:`triplet_stamp_path`): the SHA-256 of
     both input files, the selection's arguments, its notes and row counts. Returns ``(table, stamp)``."""
-    from gradeclip.downloads import file_digest
-
     images = study_coco_images(karpathy_json, n_images, seed, split)
     with warnings.catch_warnings():  # a short group is recorded in the notes (and the stamp) instead
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -277,8 +276,6 @@ def triplet_stamp_notes(manifest: str | os.PathLike, karpathy_json: str | os.Pat
         return []
     stamp = json.loads(path.read_text(encoding="utf-8"))
     if karpathy_json is not None:
-        from gradeclip.downloads import file_digest
-
         recorded = stamp["inputs"]["karpathy_json"]["sha256"]
         if file_digest(karpathy_json, "sha256") != recorded:
             raise ValueError(f"{manifest} was selected from a dataset_coco.json with SHA-256 {recorded}, not from "

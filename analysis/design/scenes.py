@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from gradeclip import sam_masks
+from gradeclip.clevr import read_scenes
 from gradeclip.datasets import study_clevr_scenes
+from gradeclip.toyworld import dataset as toy_dataset
+from gradeclip.toyworld.captions import (LOCATION_WORDS, object_caption, resolve_referring_expression,
+                                         scene_caption as _scene_caption, unique_referring_expressions)
+from gradeclip.toyworld.vocabulary import ATTRIBUTE_VALUES
 
 from ..attributes import CATEGORY_ORDER
 from . import (ATTRIBUTE_COLUMNS, CAPTION_COLUMNS, IMAGE_COLUMNS, LOCATION_ABLATION, StudyDesign,
@@ -20,8 +26,6 @@ SCENE_ADJECTIVE_KINDS = ("color", "material", "size")
 
 def _scenes(scenes_doc) -> list[dict]:
     if isinstance(scenes_doc, (str, os.PathLike)):
-        from gradeclip.clevr import read_scenes
-
         scenes_doc = read_scenes(scenes_doc)
     if isinstance(scenes_doc, Mapping):
         return list(scenes_doc["scenes"])
@@ -37,9 +41,6 @@ def scene_attribute_rows(scene: Mapping, categories: Sequence[str] = CATEGORY_OR
                          location_ablation: bool = True) -> list[dict]:
     """§V-B rows of one scene (see the module docstring): single-category unique referring expressions, and
     for each location expression its Appendix-B ablation texts."""
-    from gradeclip.toyworld.captions import (LOCATION_WORDS, resolve_referring_expression,
-                                             unique_referring_expressions)
-
     image_id = scene_image_id(scene)
 
     def row(category, text, k, variant):
@@ -68,8 +69,6 @@ def scene_addibility_row(scene: Mapping, seed: int = 0,
     kind, mismatched = a seeded word of that kind worn by no object of the scene. None when no object has a
     kind with an absent word (e.g. one object of every colour, size and material — not possible with ≤ 5
     objects and CLEVR's 8 colours, but checked)."""
-    from gradeclip.toyworld.vocabulary import ATTRIBUTE_VALUES
-
     objects = scene["objects"]
     if not objects:
         return None
@@ -92,8 +91,6 @@ def scene_addibility_row(scene: Mapping, seed: int = 0,
 def scene_caption_rows(scene: Mapping, object_captions: bool = True, scene_caption: bool = True) -> list[dict]:
     """§V-C captions of one scene from the toy world's templates: the full scene caption (``<id>:scene``) and
     one full description per object (``<id>:obj<k>``)."""
-    from gradeclip.toyworld.captions import object_caption, scene_caption as _scene_caption
-
     image_id = scene_image_id(scene)
     rows = []
     if scene_caption and scene["objects"]:
@@ -159,10 +156,9 @@ def toy_design(scenes_doc, dataset_dir: str | os.PathLike, max_images: int | Non
     under it with ``gradeclip.toyworld.dataset.image_path`` / ``mask_path``.
     max_images: use the first ``max_images`` scenes (file order) only.
     """
-    from gradeclip.toyworld.dataset import image_path, mask_path
-
     scenes = _scenes(scenes_doc)[:max_images]
-    return scene_design(scenes, lambda s: image_path(dataset_dir, s), lambda s: mask_path(dataset_dir, s),
+    return scene_design(scenes, lambda s: toy_dataset.image_path(dataset_dir, s),
+                        lambda s: toy_dataset.mask_path(dataset_dir, s),
                         seed=seed, source="toyworld",
                         params={"dataset_dir": str(dataset_dir), "max_images": max_images})
 
@@ -176,11 +172,9 @@ def clevr_design(scenes_doc, images_dir: str | os.PathLike, masks_dir: str | os.
     folder (``gradeclip.sam_masks.mask_path``). The §V-A and §V-C parts are off by default (the paper uses
     COCO for them).
     """
-    from gradeclip.sam_masks import mask_path
-
     scenes = study_clevr_scenes(_scenes(scenes_doc), n_images, seed)
     return scene_design(scenes, lambda s: Path(images_dir) / s["split"] / s["image_filename"],
-                        lambda s: mask_path(masks_dir, s["image_filename"]), seed=seed, attributes=True,
+                        lambda s: sam_masks.mask_path(masks_dir, s["image_filename"]), seed=seed, attributes=True,
                         addibility=addibility, captions=captions, source="clevr",
                         params={"images_dir": str(images_dir), "masks_dir": str(masks_dir),
                                 "n_images_requested": n_images})

@@ -57,6 +57,7 @@ class WordClasses:
     @property
     def wn(self):
         if self._wn is None:
+            # lazy: WordNet's data is found (or its absence explained) only when a design first needs a word class
             from ..wordnet_data import ensure_wordnet
 
             ensure_wordnet()
