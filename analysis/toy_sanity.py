@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from gradeclip.options import HEADS
+
 #: (key in the localisation metrics, label in the table), Grad-ECLIP first; the others do not depend on ``heads``.
 BASELINES = (("raw_attention", "raw class-token attention"), ("input_gradient", "input gradient"),
              ("gradient_x_input", "gradient x input"), ("uniform", "uniform map"))
@@ -35,7 +37,7 @@ def localisation_table(localisation: Mapping, study_heads: str | Sequence[str]) 
     """One row per map: Grad-ECLIP for each ``heads`` mode in ``localisation`` (the modes the study ran with,
     ``study_heads``, marked), then the baselines; pointing game and energy share with their 95% intervals, and
     where the argmax lands."""
-    modes = [h for h in ("single", "multi") if localisation.get(h)]
+    modes = [h for h in HEADS if localisation.get(h)]
     if not modes:
         raise ValueError("localisation metrics hold neither a 'single' nor a 'multi' block")
     n = localisation["n_scenes"]
@@ -49,7 +51,7 @@ def localisation_table(localisation: Mapping, study_heads: str | Sequence[str]) 
 def by_colour_table(localisation: Mapping) -> pd.DataFrame:
     """The toy sanity check per colour of the named object, both head modes side by side: pointing game (Wilson
     interval) and energy share, from ``gradeclip.toyworld.evaluate.localisation_metrics``' ``color_*`` groups."""
-    modes = [h for h in ("single", "multi") if localisation.get(h)]
+    modes = [h for h in HEADS if localisation.get(h)]
     colours = sorted({k[len("color_"):] for h in modes for k in localisation[h]["grad_eclip_by_named_object"]
                       if k.startswith("color_")})
     rows = []

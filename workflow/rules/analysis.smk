@@ -6,7 +6,7 @@ MODE_REPORTS = f"{REPORTS}/{{heads}}"
 
 
 wildcard_constraints:
-    heads="single|multi",
+    heads=HEADS_PATTERN,
 
 
 rule attribute_metrics:

@@ -7,10 +7,13 @@ from pathlib import Path
 from gradeclip.datasets import CLEVR_SCENES, COCO_INSTANCES, KARPATHY_JSON, root_problems
 from gradeclip.files import names_checkpoint_file
 from gradeclip.jobs import load_jobs_tsv, shard_count
+from gradeclip.options import HEADS
 
 RESULTS = config["results"]
 REPORTS = config["reports"]
 TOY = config["dataset"] == "toyworld"
+# the {heads} wildcard: one of gradeclip.options.HEADS, the values the method accepts
+HEADS_PATTERN = "|".join(HEADS)
 SPLIT = "eval"
 DESIGN = f"{RESULTS}/design"
 

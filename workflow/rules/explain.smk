@@ -16,7 +16,7 @@ rule explain_images:
         method=lambda wc: dict(config["method"], heads=wc.heads),  # {heads}: one of config method.heads
         images_per_shard=config["shards"]["images_per_shard"],
     wildcard_constraints:
-        heads="single|multi",
+        heads=HEADS_PATTERN,
     threads: 2
     resources:
         mem_mb=6000,
@@ -42,7 +42,7 @@ rule explain_texts:
         method=lambda wc: dict(config["method"], heads=wc.heads),  # {heads}: one of config method.heads
         images_per_shard=config["shards"]["images_per_shard"],
     wildcard_constraints:
-        heads="single|multi",
+        heads=HEADS_PATTERN,
     threads: 2
     resources:
         mem_mb=6000,

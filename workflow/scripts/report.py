@@ -4,8 +4,8 @@ from _common import setup_logging
 
 from analysis.design import StudyDesign
 from analysis.findings import findings, load_paper_reference, methods_notes, paper_comparison, power_table, toy_banner
-from analysis.tables import read_table
 from analysis.report import load_artifacts, render_report, run_header, save_artifacts
+from analysis.tables import read_table
 
 log = setup_logging(snakemake)  # noqa: F821 (injected by Snakemake)
 p = snakemake.params  # noqa: F821
