@@ -22,6 +22,7 @@ from .cli_checks import OutputError, count, writable_folder
 from .files import atomic_write
 from .io import ImageLoadError, collect_images, load_image
 from .models import ModelLoadError
+from .options import HEADS, SPATIAL
 
 DEFAULT_MODEL = "ViT-B-16"
 DEFAULT_PRETRAINED = "openai"
@@ -245,8 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--method-option", action="append", metavar="KEY=VALUE",
                     help="an option of the method (repeatable), e.g. n_masks=500 for rise")
     ex.add_argument("--text-maps", action="store_true", help="also write word importances (CSV and figure)")
-    ex.add_argument("--heads", choices=["single", "multi"], default="single")
-    ex.add_argument("--spatial", choices=["loosened", "softmax", "none"], default="loosened")
+    ex.add_argument("--heads", choices=HEADS, default="single")
+    ex.add_argument("--spatial", choices=SPATIAL, default="loosened")
     ex.add_argument("--image-layers", type=count(1), default=1,
                     help="last image layers aggregated (more than the model has: all, with a warning)")
     ex.add_argument("--text-layers", type=count(1), default=8,

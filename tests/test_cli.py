@@ -263,14 +263,15 @@ def option_choices(parser, option):
 
 
 def test_spatial_choices_are_the_methods_own():
-    """Both CLIs list the spatial weights by hand (building the parser must not import torch): they must stay
-    the ones gradeclip.method accepts."""
+    """Both CLIs offer the spatial weights and head modes the method accepts (gradeclip.options, its one list)."""
     from gradeclip import method
     from gradeclip.cli import build_parser
 
     found = list(option_choices(build_parser(), "--spatial"))
     assert len(found) == 2  # gradeclip explain, gradeclip toyworld evaluate
-    assert all(tuple(choices) == method.SPATIAL for choices in found)
+    assert all(tuple(choices) == method.SPATIAL == ("loosened", "softmax", "none") for choices in found)
+    heads = [c for c in option_choices(build_parser(), "--heads") if c is not None]
+    assert heads and all(tuple(choices) == method.HEADS == ("single", "multi") for choices in heads)
 
 
 def test_split_choices_are_the_evaluators_own():

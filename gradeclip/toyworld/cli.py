@@ -9,6 +9,7 @@ import logging
 import sys
 
 from gradeclip.cli_checks import OutputError, count, positive_number, writable_file, writable_folder
+from gradeclip.options import HEADS, SPATIAL
 
 # The toy CLIP's open_clip architecture name (= gradeclip.toyworld.train.MODEL_NAME, tested); spelled out here so
 # that building the parser does not import torch.
@@ -97,7 +98,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     summary = {"zero_shot": {c: round(metrics["zero_shot"][c]["accuracy"]["value"], 3)
                              for c in ("color", "shape", "size")}}
     maps = ("grad_eclip", "raw_attention", "input_gradient", "gradient_x_input", "uniform")
-    for heads in ("single", "multi"):
+    for heads in HEADS:
         block = metrics["localisation"][heads]
         summary[heads] = {name: {m: round(block[name][m]["value"], 3) for m in ("pointing", "energy_share")}
                           for name in maps}
@@ -257,7 +258,7 @@ def add_toyworld_commands(subparsers) -> argparse.ArgumentParser:
     ev.add_argument("--reference", help="also write the zero-shot predictions on 12 held-out scenes that the tests "
                                         "reproduce (data/toy_clip/zero_shot_reference.json)")
     ev.add_argument("--threads", type=count(1), default=2)
-    ev.add_argument("--spatial", default="loosened", choices=("loosened", "softmax", "none"),
+    ev.add_argument("--spatial", default="loosened", choices=SPATIAL,
                     help="Grad-ECLIP's spatial weight: the paper's loosened attention, or an ablation")
     ev.add_argument("--image-layers", type=count(1), default=1,
                     help="sum Grad-ECLIP's maps over this many last image blocks (1: the paper; more: an ablation)")

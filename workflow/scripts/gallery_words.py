@@ -2,7 +2,8 @@ from _common import explainer_from_params, setup_logging
 
 from analysis.design import StudyDesign
 from analysis.gallery import gallery_plan, gallery_text_jobs
-from gradeclip.batch import TextJob, explain_text_jobs
+from gradeclip.batch import explain_text_jobs
+from gradeclip.jobs import TextJob
 
 log = setup_logging(snakemake)  # noqa: F821 (injected by Snakemake)
 params = snakemake.params  # noqa: F821
