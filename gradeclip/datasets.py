@@ -5,6 +5,8 @@ Layouts (what an extracted download or an existing copy on a cluster holds; the 
     COCO 2014 root        val2014/COCO_val2014_%012d.jpg, annotations/instances_val2014.json
     Karpathy root         dataset_coco.json (from caption_datasets.zip)
     CLEVR v1.0 root       images/val/CLEVR_val_%06d.png, scenes/CLEVR_val_scenes.json   (the CLEVR_v1.0 folder)
+    ImageNet val root     ILSVRC2012_val_%08d.JPEG (the 50,000 images of ILSVRC2012_img_val.tar, unpacked flat), with
+                          a labels file elsewhere (:data:`IMAGENET_LABELS_FORMAT`; faithfulness, section IV-B1)
 
 :func:`root_problems` is the quick check made before a workflow starts (the root and the files above exist);
 :func:`check_coco_root` and :func:`check_clevr_root` are the thorough ones (every image the study may use is there;
@@ -38,7 +40,13 @@ ROOT_LAYOUTS: dict[str, tuple[tuple[str, str], ...]] = {
     "coco": ((COCO_IMAGES, "dir"), (COCO_INSTANCES, "file")),
     "karpathy": ((KARPATHY_JSON, "file"),),
     "clevr": ((f"{CLEVR_IMAGES}/{CLEVR_SPLIT}", "dir"), (CLEVR_SCENES, "file")),
+    "imagenet": (),  # the folder of val images itself; its labels file is checked on its own
 }
+IMAGENET_LABELS_FORMAT = ("one line per image, '<file name> <class index>': the file name in the val folder and the "
+                          "class index 0-999 in the standard order (sorted WordNet ids, the order of open_clip's "
+                          "IMAGENET_CLASSNAMES), as in Caffe's ILSVRC2012 val.txt; the devkit's "
+                          "ILSVRC2012_validation_ground_truth.txt numbers classes differently (ILSVRC2012_ID) and is "
+                          "not read")
 #: How many missing files an error message lists by name.
 LIST_MISSING = 10
 
@@ -229,3 +237,105 @@ def check_clevr_root(clevr_root: str | os.PathLike, split: str = CLEVR_SPLIT) ->
     return {"clevr_root": str(clevr_root), "scenes": len(scenes),
             "objects": sum(len(s["objects"]) for s in scenes),
             f"{split}_images": _count_files(images, (".png",))}
+
+
+# ------------------------------------------------------------------------------------------ ImageNet val
+def load_imagenet_labels(path: str | os.PathLike) -> list[tuple[str, int]]:
+    """``(file name, class index)`` of each line of an ImageNet val labels file (:data:`IMAGENET_LABELS_FORMAT`);
+    a malformed line is a ``ValueError`` naming the file, the line and the format."""
+    out = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit() or not 0 <= int(parts[1]) < 1000:
+            raise ValueError(f"{path}:{number}: {line.strip()!r} is not '<file name> <class index 0-999>' "
+                             f"({IMAGENET_LABELS_FORMAT})")
+        out.append((parts[0], int(parts[1])))
+    if not out:
+        raise ValueError(f"{path}: no labels ({IMAGENET_LABELS_FORMAT})")
+    return out
+
+
+def check_imagenet_root(root: str | os.PathLike, labels: str | os.PathLike) -> dict:
+    """Check an ImageNet val folder against its labels file: every labelled image is there. Returns counts;
+    raises :class:`DatasetLayoutError` naming missing files."""
+    root = Path(root)
+    problems = root_problems("imagenet", root, str(root))
+    if not Path(labels).is_file():
+        problems.append(f"{labels}: no such file")
+    if problems:
+        raise DatasetLayoutError("; ".join(problems))
+    pairs = load_imagenet_labels(labels)
+    _missing_files([root / name for name, _ in pairs], f"labelled images under {root}")
+    return {"imagenet_root": str(root), "imagenet_labels": str(labels), "labelled_images": len(pairs),
+            "classes": len({c for _, c in pairs}),
+            "images_in_folder": _count_files(root, (".jpeg", ".jpg", ".png"))}
+
+
+# ------------------------------------------------------------------------------------------ COCO instance masks
+def load_coco_annotations(instances_json: str | os.PathLike, image_ids: Sequence[int]) -> dict:
+    """The instances of some COCO images: ``{"categories": {id: name}, "images": {image_id: {"height", "width"}},
+    "annotations": {image_id: [annotation, ...]}}``, read one annotation at a time (see
+    :func:`load_coco_categories`)."""
+    wanted = {int(i) for i in image_ids}
+    text = Path(instances_json).read_text(encoding="utf-8")
+    out: dict = {"categories": {}, "images": {}, "annotations": defaultdict(list)}
+    for key, value in _top_level_items(text):
+        if key == "categories":
+            out["categories"] = {c["id"]: c["name"] for c in value}
+        elif key == "images":
+            out["images"] = {im["id"]: {"height": im["height"], "width": im["width"]} for im in value
+                             if im["id"] in wanted}
+        elif key == "annotations":
+            for a in value:
+                if a["image_id"] in wanted:
+                    out["annotations"][a["image_id"]].append(a)
+    out["annotations"] = dict(out["annotations"])
+    return out
+
+
+def coco_annotation_mask(annotation: Mapping, height: int, width: int) -> np.ndarray:
+    """(height, width) bool mask of one COCO instance: polygons (``iscrowd`` 0) filled with PIL (outline included;
+    pycocotools' own rasteriser can differ on boundary pixels), or RLE (``iscrowd`` 1: uncompressed counts,
+    column-major, as in the instances files of 2014, or a compressed string), exactly as pycocotools decodes it."""
+    from PIL import Image, ImageDraw
+
+    seg = annotation["segmentation"]
+    if isinstance(seg, list):
+        canvas = Image.new("L", (width, height), 0)
+        draw = ImageDraw.Draw(canvas)
+        for flat in seg:
+            if len(flat) >= 6:
+                draw.polygon([(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)], fill=1, outline=1)
+        return np.asarray(canvas, dtype=bool)
+    counts = seg["counts"]
+    h, w = seg.get("size", (height, width))
+    if isinstance(counts, str):
+        counts = _decode_rle_string(counts)
+    flat = np.zeros(h * w, dtype=bool)
+    pos = 0
+    for k, run in enumerate(counts):
+        if k % 2:
+            flat[pos:pos + run] = True
+        pos += run
+    return flat.reshape(w, h).T
+
+
+def _decode_rle_string(s: str) -> list[int]:
+    """COCO's compressed RLE counts (pycocotools ``rleFrString``)."""
+    counts, p = [], 0
+    while p < len(s):
+        x, k, more = 0, 0, True
+        while more:
+            c = ord(s[p]) - 48
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and (c & 0x10):
+                x |= -1 << (5 * k)
+        if len(counts) > 2:
+            x += counts[-2]
+        counts.append(x)
+    return counts

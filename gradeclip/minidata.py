@@ -11,6 +11,8 @@ on files that look exactly like the real ones::
     DIR/karpathy/dataset_coco.json                            Karpathy's split file: val, test, restval and train
                                                               images, five captions each (raw and tokens)
     DIR/clevr/CLEVR_v1.0/images/val/CLEVR_val_%06d.png        480 x 320 RGBA, toy-world scenes in CLEVR's vocabulary
+    DIR/imagenet/val/ILSVRC2012_val_%08d.JPEG                 ImageNet val as unpacked from ILSVRC2012_img_val.tar:
+    DIR/imagenet/val.txt                                      scikit-image photographs, labels '<file> <class index>'
     DIR/clevr/CLEVR_v1.0/scenes/CLEVR_val_scenes.json         CLEVR's schema; pixel_coords are where the objects are
     DIR/weights/open_clip_ViT-B-16_random.pt                  open_clip ViT-B-16 and RN50, seeded random weights
     DIR/weights/open_clip_RN50_random.pt                      (``pretrained=<path>``)
@@ -447,6 +449,31 @@ def write_clevr(out: Path, seed: int) -> dict:
     return {"clevr_scenes": len(records), "clevr_objects": sum(len(r["objects"]) for r in records)}
 
 
+# ----------------------------------------------------------------------------------------- ImageNet val
+#: (skimage.data photograph, ImageNet class index in the standard order, its name in open_clip's IMAGENET_CLASSNAMES)
+IMAGENET_IMAGES: tuple[tuple[str, int, str], ...] = (
+    ("chelsea", 281, "tabby cat"), ("coffee", 967, "espresso"), ("rocket", 812, "space shuttle"),
+    ("camera", 759, "reflex camera"), ("clock", 409, "analog clock"), ("horse", 339, "common sorrel horse"),
+)
+
+
+def write_imagenet(out: Path) -> dict:
+    """``out/imagenet/val/ILSVRC2012_val_%08d.JPEG`` (RGB JPEGs) and ``out/imagenet/val.txt`` (the labels file
+    ``datasets.load_imagenet_labels`` reads)."""
+    folder = out / "imagenet" / "val"
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for number, (photo, index, _) in enumerate(IMAGENET_IMAGES, start=1):
+        image = _skimage(photo)()
+        if image.ndim == 2:
+            image = np.repeat(image[..., None], 3, axis=2)
+        name = f"ILSVRC2012_val_{number:08d}.JPEG"
+        (folder / name).write_bytes(_jpeg(np.ascontiguousarray(image[..., :3])))
+        lines.append(f"{name} {index}")
+    (out / "imagenet" / "val.txt").write_text("\n".join(lines) + "\n")
+    return {"imagenet_images": len(lines)}
+
+
 # ----------------------------------------------------------------------------------------- weights
 def random_clip_checkpoint(model_name: str, path: str | os.PathLike, seed: int) -> Path:
     """An open_clip ``model_name`` with the weights of its own initialisation under ``torch.manual_seed(seed)``,
@@ -506,11 +533,12 @@ def write_mini_data(out: str | os.PathLike, seed: int = 0, weights: bool = True)
     try:
         for folder in ("coco/val2014", "coco/annotations", "karpathy"):
             (staging / folder).mkdir(parents=True)
-        counts = {**write_coco(staging), **write_clevr(staging, seed)}
+        counts = {**write_coco(staging), **write_clevr(staging, seed), **write_imagenet(staging)}
         if weights:
             counts.update(write_weights(staging, seed))
         files = sorted(p for p in staging.rglob("*") if p.is_file())
         manifest = {"what": "miniature data in the real formats of COCO 2014, Karpathy's splits, CLEVR v1.0, "
+                            "ImageNet val, "
                             "open_clip and SAM checkpoints (random weights): formats and wiring, not the paper's "
                             "numbers", "made_by": "gradeclip mini-data", "seed": seed, "counts": counts,
                     "sha256": {str(p.relative_to(staging)): _sha256(p) for p in files}}
@@ -525,7 +553,7 @@ def write_mini_data(out: str | os.PathLike, seed: int = 0, weights: bool = True)
 
 
 def add_minidata_command(subparsers) -> None:
-    p = subparsers.add_parser("mini-data", help="miniature COCO / Karpathy / CLEVR data and random-weight "
+    p = subparsers.add_parser("mini-data", help="miniature COCO / Karpathy / CLEVR / ImageNet val data and random-weight "
                                                 "checkpoints in the real formats (for make paper-smoke)")
     p.add_argument("--out", "-o", required=True, help="output folder (replaced if mini-data made it)")
     p.add_argument("--seed", type=int, default=0, help="seed of the CLEVR scenes and of the random weights")

@@ -168,3 +168,50 @@ def test_random_weights_load_in_their_own_architecture_only(tmp_path):
 
     predictor = build_predictor(sam, "vit_b", device="cpu")
     assert predictor.model.image_encoder.img_size == 1024
+
+
+def test_imagenet_val_folder_and_labels_read_back(mini):
+    """The miniature ImageNet val: flat ILSVRC2012_val_%08d.JPEG files and a labels file with open_clip's class
+    indices, as datasets reads and checks them."""
+    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
+
+    counts = DS.check_imagenet_root(mini / "imagenet" / "val", mini / "imagenet" / "val.txt")
+    assert counts["labelled_images"] == counts["images_in_folder"] == len(M.IMAGENET_IMAGES)
+    pairs = DS.load_imagenet_labels(mini / "imagenet" / "val.txt")
+    for (name, index), (_, expected, class_name) in zip(pairs, M.IMAGENET_IMAGES):
+        assert IMAGENET_CLASSNAMES[index] == class_name and index == expected
+        with Image.open(mini / "imagenet" / "val" / name) as im:
+            assert im.format == "JPEG" and im.mode == "RGB" and name.startswith("ILSVRC2012_val_")
+
+
+def test_coco_masks_decode_as_pycocotools_does(mini):
+    """datasets.coco_annotation_mask against pycocotools: RLE crowds exactly (uncompressed and compressed counts),
+    polygons up to boundary pixels (a different rasteriser)."""
+    from pycocotools import mask as mask_utils
+    from pycocotools.coco import COCO
+
+    coco = COCO(str(mini / "coco" / "annotations" / "instances_val2014.json"))
+    doc = DS.load_coco_annotations(mini / "coco" / "annotations" / "instances_val2014.json", list(coco.imgs))
+    assert sum(len(v) for v in doc["annotations"].values()) == len(coco.dataset["annotations"])
+    for a in coco.dataset["annotations"]:
+        size = coco.imgs[a["image_id"]]
+        ours = DS.coco_annotation_mask(a, size["height"], size["width"])
+        theirs = coco.annToMask(a).astype(bool)
+        if a["iscrowd"]:
+            np.testing.assert_array_equal(ours, theirs)
+            compressed = mask_utils.frPyObjects(a["segmentation"], size["height"], size["width"])
+            as_string = dict(a, segmentation={"counts": compressed["counts"].decode(), "size": compressed["size"]})
+            np.testing.assert_array_equal(DS.coco_annotation_mask(as_string, size["height"], size["width"]), theirs)
+        else:
+            assert (ours & theirs).sum() / (ours | theirs).sum() > 0.9
+
+
+def test_imagenet_labels_errors_name_the_line(tmp_path):
+    bad = tmp_path / "val.txt"
+    bad.write_text("ILSVRC2012_val_00000001.JPEG 65\nILSVRC2012_val_00000002.JPEG n01440764\n")
+    with pytest.raises(ValueError, match=r"val.txt:2: .*class index 0-999"):
+        DS.load_imagenet_labels(bad)
+    (tmp_path / "imgs").mkdir()
+    bad.write_text("ILSVRC2012_val_00000001.JPEG 65\n")
+    with pytest.raises(DS.DatasetLayoutError, match="1 of 1 labelled images"):
+        DS.check_imagenet_root(tmp_path / "imgs", bad)
