@@ -34,6 +34,8 @@ from collections.abc import Hashable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from gradeclip import metrics as map_metrics
+
 from .attributes import vector_cosine
 from .stats import bootstrap_interval, holm, ols_fit, one_sample_test, paired_test
 
@@ -46,14 +48,12 @@ KINDS = ("base word", "matched word", "mismatched word", "matched phrase", "mism
 
 
 def minmax_normalise(heatmap: np.ndarray) -> np.ndarray:
-    """``(m - min) / (max - min)`` in float64; a constant map (no contrast) becomes all zeros."""
+    """``(m - min) / (max - min)`` in float64 (``gradeclip.metrics.minmax``: a constant map becomes all zeros); a map
+    holding NaN or inf is an error here (a study map must be finite)."""
     a = np.asarray(heatmap, dtype=np.float64)
     if not np.all(np.isfinite(a)):
         raise ValueError("map contains NaN or inf")
-    lo, hi = a.min(), a.max()
-    if hi == lo:
-        return np.zeros_like(a)
-    return (a - lo) / (hi - lo)
+    return map_metrics.minmax(a, dtype=np.float64)
 
 
 def combine_maps(a: np.ndarray, b: np.ndarray, how: str) -> np.ndarray:

@@ -65,6 +65,8 @@ from scipy import ndimage
 from scipy.spatial import distance as spd
 from scipy.special import rel_entr
 
+from gradeclip import metrics as map_metrics
+
 from .stats import holm, paired_test, proportion_ci, tost_paired
 
 #: ``True`` when a higher value is better.
@@ -146,7 +148,7 @@ def _pot():
 # --------------------------------------------------------------------------------------------- inputs
 def is_empty_map(heatmap: np.ndarray) -> bool:
     """Whether a map has no positive mass (the empty-map policy of the module docstring)."""
-    return not float(np.asarray(heatmap, dtype=np.float64).sum()) > 0
+    return map_metrics.is_empty_map(heatmap)
 
 
 def map_distribution(heatmap: np.ndarray) -> np.ndarray:
@@ -324,23 +326,13 @@ def _ot_between(p: np.ndarray, q: np.ndarray, grid: int) -> float:
 
 def pointing_hit(heatmap: np.ndarray, mask: np.ndarray, tolerance: float = 0.0) -> float:
     """1.0 if the map's argmax (first in row-major order on ties) is within ``tolerance`` pixels of the mask, else
-    0.0; a constant map misses (0.0) and an empty map is undefined (NaN). Distance to the mask via
-    ``scipy.ndimage.distance_transform_edt``.
+    0.0; a constant map misses (0.0) and an empty map is undefined (NaN): ``gradeclip.metrics.pointing_hit`` with
+    ``empty="undefined"`` (the rule of :data:`EMPTY_MAP_POLICY`). An empty mask is an error.
     """
-    a = np.asarray(heatmap, dtype=np.float64)
     m = np.asarray(mask, dtype=bool)
-    if a.shape != m.shape:
-        raise ValueError(f"map {a.shape} and mask {m.shape} differ in shape")
     if not m.any():
         raise ValueError("ground-truth mask is empty")
-    if is_empty_map(a):
-        return float("nan")
-    if np.ptp(a) == 0:
-        return 0.0
-    idx = np.unravel_index(int(np.argmax(a)), a.shape)
-    if tolerance <= 0:
-        return float(m[idx])
-    return float(ndimage.distance_transform_edt(~m)[idx] <= tolerance)
+    return map_metrics.pointing_hit(heatmap, m, empty="undefined", tolerance=tolerance)
 
 
 def mass_in_mask(heatmap: np.ndarray, mask: np.ndarray) -> float:
@@ -362,12 +354,10 @@ def _object_union(mask: np.ndarray, all_object_masks: Iterable[np.ndarray]) -> n
 def energy_share(heatmap: np.ndarray, mask: np.ndarray, all_object_masks: Iterable[np.ndarray]) -> float:
     """Map mass on the named object(s) / map mass on the union of all object masks (0 if the map has no mass on any
     object; NaN for an empty map)."""
-    pair = _check_pair(heatmap, mask)
-    if pair is None:
+    if _check_pair(heatmap, mask) is None:
         return float("nan")
-    p, q = pair
-    denom = p[_object_union(mask, all_object_masks)].sum()
-    return float(p[q > 0].sum() / denom) if denom > 0 else 0.0
+    return map_metrics.energy_share(heatmap, np.asarray(mask) > 0, _object_union(mask, all_object_masks),
+                                    empty="undefined")
 
 
 def map_mask_metrics(

@@ -143,18 +143,12 @@ def _bilinear_weights(n_out: int, start: float, stop: float, n_in: int) -> np.nd
 
 
 def minmax(a: np.ndarray, inplace: bool = False) -> np.ndarray:
-    """Min-max normalise to [0, 1]; a constant array gives zeros (never NaN). ``inplace`` writes the result into
-    ``a`` when it is already a float32 array instead of allocating another one (a full-resolution heat map of a
-    10000x10000 image is 400 MB)."""
-    a = np.asarray(a, dtype=np.float32)
-    out = a if inplace else np.empty_like(a)
-    lo, hi = float(a.min()), float(a.max())
-    if not np.isfinite(hi - lo) or hi - lo <= 0:
-        out[...] = 0.0
-        return out
-    np.subtract(a, lo, out=out)
-    out /= np.float32(hi - lo)
-    return out
+    """Min-max normalise to [0, 1] in float32 (``metrics.minmax``, its one rule: a constant map gives zeros, never
+    NaN). ``inplace`` writes the result into ``a`` when it is already a float32 array instead of allocating another
+    one (a full-resolution heat map of a 10000x10000 image is 400 MB)."""
+    from .metrics import minmax as minmax_maps
+
+    return minmax_maps(np.asarray(a, dtype=np.float32), inplace=inplace, dtype=np.float32)
 
 
 def grid_to_pixels(grid: np.ndarray, reg: Registration) -> np.ndarray:

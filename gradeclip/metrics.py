@@ -57,15 +57,22 @@ Where this differs, and why:
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Callable, Literal, Optional, Sequence, Union
 
 import numpy as np
-import torch
 from PIL import Image, ImageFilter
 
 Array = np.ndarray
-MapLike = Union[np.ndarray, torch.Tensor]
+MapLike = Union[np.ndarray, "torch.Tensor"]
+
+
+def _is_tensor(x) -> bool:
+    """Whether ``x`` is a torch tensor, without importing torch: this module is imported by numpy-only layers
+    (``analysis.attributes``), and an object cannot be a tensor unless torch was imported already."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
 
 # ---------------------------------------------------------------------------------------------------------------
 # Min-max normalisation
@@ -80,7 +87,9 @@ def minmax(maps: MapLike, *, inplace: bool = False, dtype=None) -> MapLike:
     into the input when that already has the result's dtype (a full-resolution heat map of a large image is
     hundreds of MB). torch: a new tensor, the input's floating dtype, on its device.
     """
-    if isinstance(maps, torch.Tensor):
+    if _is_tensor(maps):
+        import torch
+
         x = maps if maps.is_floating_point() else maps.double()
         axes = tuple(range(max(x.dim() - 2, 0), x.dim()))
         lo = x.amin(dim=axes, keepdim=True)
@@ -366,7 +375,7 @@ def perturbation_curves(images: Sequence[np.ndarray], heatmaps: Sequence[np.ndar
         if not pending_images:
             return
         out = score(pending_images, np.asarray(pending_owners))
-        out = out.detach().cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out)
+        out = out.detach().cpu().numpy() if _is_tensor(out) else np.asarray(out)
         out = out.reshape(len(pending_images), -1).astype(np.float64)
         owners = np.asarray(pending_owners)
         for owner in np.unique(owners):

@@ -229,47 +229,8 @@ def test_checkpoint_round_trip_gives_identical_outputs(toy_clip, tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 # Evaluation
 # ---------------------------------------------------------------------------------------------------------------
-def test_map_metrics_on_known_maps():
-    mask = np.zeros((4, 4), dtype=bool)
-    mask[:2, :2] = True
-    others = mask.copy()
-    others[3, 3] = True
-    peak = np.zeros((4, 4))
-    peak[1, 1] = 1.0
-    peak[3, 3] = 0.5
-    assert ev.pointing_hit(peak, mask)
-    assert not ev.pointing_hit(np.ones((4, 4)), mask)  # a constant map points nowhere
-    assert ev.energy_share(peak, mask, others) == pytest.approx(1.0 / 1.5)
-    assert ev.energy_share(np.ones((4, 4)), mask, others) == pytest.approx(ev.uniform_energy_share(mask, others))
-    assert ev.uniform_pointing(mask) == pytest.approx(4 / 16)
-
-
-def test_pointing_outcomes_split_the_misses():
-    masks = np.zeros((2, 4, 4), dtype=bool)
-    masks[0, :2, :2] = True  # the named object
-    masks[1, 3, 2:] = True  # another object
-    cases = {(1, 1): "named", (3, 3): "other_object", (0, 3): "background"}
-    for (r, c), expected in cases.items():
-        peak = np.zeros((4, 4))
-        peak[r, c] = 1.0
-        assert ev.pointing_outcome(peak, masks, named=0) == expected
-        assert (expected == "named") == ev.pointing_hit(peak, masks[0])
-    assert ev.pointing_outcome(np.full((4, 4), 0.3), masks, named=0) == "constant"
-    overlap = masks.copy()
-    overlap[1, 1, 1] = True  # a pixel on both masks counts for the named object
-    peak = np.zeros((4, 4))
-    peak[1, 1] = 1.0
-    assert ev.pointing_outcome(peak, overlap, named=0) == "named"
-
-
-def test_distance_to_mask_and_confusion():
-    mask = np.zeros((8, 8), dtype=bool)
-    mask[2:4, 2:4] = True
-    peak = np.zeros((8, 8))
-    peak[7, 6] = 1.0  # nearest mask pixel (3, 3): 4 rows and 3 columns away
-    assert ev.distance_to_mask(peak, mask) == pytest.approx(5.0)
-    peak[2, 3] = 2.0
-    assert ev.distance_to_mask(peak, mask) == 0.0
+# pointing game, energy share, pointing outcomes and distances: tests/test_metrics.py (gradeclip.metrics)
+def test_confusion():
     table = ev.confusion(["cube", "cube", "sphere"], ["sphere", "cube", "sphere"], ["cube", "sphere", "cylinder"])
     assert table == {"cube": {"cube": 1, "sphere": 1, "cylinder": 0}, "sphere": {"cube": 0, "sphere": 1, "cylinder": 0},
                      "cylinder": {"cube": 0, "sphere": 0, "cylinder": 0}}

@@ -40,12 +40,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from gradeclip import geometry
+from gradeclip import geometry, metrics
 from gradeclip.baselines import (ExplainFunction, gradient_saliency, gradient_times_input, own_text_maps,
                                  raw_attention, score_gradient)
 from gradeclip.explainer import GradECLIP
 from gradeclip.files import atomic_write_bytes
 from gradeclip.method import recomputed_forward
+from gradeclip.metrics import (POINTING_OUTCOMES, distance_to_mask, pointing_outcome, uniform_energy_share,
+                              uniform_pointing)
 from gradeclip.models import LoadedClip, load_clip
 from gradeclip.toyworld.captions import unique_referring_expressions
 from gradeclip.toyworld.layout import ToyWorldConfig
@@ -107,47 +109,8 @@ def mean_with_ci(values: np.ndarray, z: float = Z95) -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 # Map metrics
 # ---------------------------------------------------------------------------------------------------------------
-def pointing_hit(pixel_map: np.ndarray, mask: np.ndarray) -> bool:
-    """Whether the map's largest pixel lies in ``mask``; a constant map points nowhere (False)."""
-    if pixel_map.max() <= pixel_map.min():
-        return False
-    return bool(mask.flat[int(np.argmax(pixel_map))])
-
-
-POINTING_OUTCOMES = ("named", "other_object", "background", "constant")
-
-
-def pointing_outcome(pixel_map: np.ndarray, masks: np.ndarray, named: int) -> str:
-    """Where the map's largest pixel lies: on the ``named`` object (the pointing game's hit, ``pointing_hit``), on
-    another object, on the background, or nowhere (a constant map). ``masks``: (K, H, W) instance masks.
-    Splitting the misses tells a model that confuses objects from one whose background tokens carry the text."""
-    if pointing_hit(pixel_map, masks[named]):
-        return "named"
-    if pixel_map.max() <= pixel_map.min():
-        return "constant"
-    return "other_object" if pointing_hit(pixel_map, masks.any(axis=0)) else "background"
-
-
-def distance_to_mask(pixel_map: np.ndarray, mask: np.ndarray) -> float:
-    """Euclidean distance in pixels from the map's argmax to the nearest pixel of ``mask`` (0 inside it)."""
-    row, col = np.unravel_index(int(np.argmax(pixel_map)), pixel_map.shape)
-    inside = np.argwhere(mask)
-    return float(np.hypot(inside[:, 0] - row, inside[:, 1] - col).min())
-
-
-def energy_share(pixel_map: np.ndarray, mask: np.ndarray, all_objects: np.ndarray) -> float:
-    """Map mass in ``mask`` / map mass in ``all_objects`` (0 when the map puts nothing on any object)."""
-    on_objects = float(pixel_map[all_objects].sum())
-    return float(pixel_map[mask].sum()) / on_objects if on_objects > 0 else 0.0
-
-
-def uniform_pointing(mask: np.ndarray) -> float:
-    """Expected pointing game of a uniform map: its argmax is a uniformly random pixel."""
-    return float(mask.mean())
-
-
-def uniform_energy_share(mask: np.ndarray, all_objects: np.ndarray) -> float:
-    return float(mask.sum()) / float(all_objects.sum())
+# pointing game, energy share, where the argmax lies and the chance levels of a constant map are ``gradeclip.metrics``
+# (one rule for every map, ``metrics.MAP_RULES``); the model card scores an empty map as a miss (empty="miss").
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -320,7 +283,7 @@ def _score_maps(grids: Sequence[np.ndarray], samples: Sequence[NamedObject], reg
         masks = sample.scene.object_masks()
         named, everything = masks[sample.object_index], masks.any(axis=0)
         outcomes.append(pointing_outcome(pixel_map, masks, sample.object_index))
-        shares.append(energy_share(pixel_map, named, everything))
+        shares.append(metrics.energy_share(pixel_map, named, everything, empty="miss"))
         if outcomes[-1] == "background":
             distances.append(distance_to_mask(pixel_map, named))
     return {"outcomes": np.array(outcomes), "shares": np.array(shares),
