@@ -30,6 +30,11 @@ include: "workflow/rules/analysis.smk"
 include: "workflow/rules/report.smk"
 
 
+if TOY:  # section IV on the toy world; paper mode is not wired into the workflow yet (README)
+
+    include: "workflow/rules/faithfulness.smk"
+
+
 rule all:
     input:
         f"{REPORTS}/report.html",

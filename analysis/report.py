@@ -172,6 +172,12 @@ SECTIONS = (
      ("concreteness_regressions", "fig18", "fig17", "concreteness_controlled", "concreteness_top_bottom",
       "concreteness_words", "concreteness_missing")),
     ("paper", "The paper side by side", ("paper_comparison", "power")),
+    # the faithfulness page (analysis/faithfulness.py, reports/faithfulness.html)
+    ("faithfulness", "§IV-B Faithfulness: deletion, insertion and IMD",
+     ("fig8_classification", "fig8_retrieval", "faithfulness_image", "fig8_text", "faithfulness_text")),
+    ("localisation", "§IV-C Localisation: the pointing game", ("localization",)),
+    ("layers", "Table VI: the number of image layers", ("layers",)),
+    ("whose-score", "Whose score does the map explain?", ("score_gap", "randomisation", "localization_by_colour")),
 )
 COLLAPSE_ROWS = 24
 #: Tables shown whole however long (the reader's main comparison).
