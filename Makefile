@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WORDNET := /usr/share/wordnet/data.noun
 
-.PHONY: install run demo test paper-smoke system-deps clean-venv
+.PHONY: install run demo test faithfulness paper-smoke system-deps clean-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ demo: install
 
 test: install
 	$(PY) -m pytest -q
+
+# The faithfulness study (paper section IV) on the toy world, its own target (not part of make run) ->
+# reports/faithfulness.html, reports/tables/{faithfulness_image,faithfulness_text,localization,layers,...}.csv
+faithfulness: install
+	$(VENV)/bin/snakemake faithfulness --cores 2
 
 # The paper-mode DAG end to end on miniature data in the real formats with random weights (formats and wiring, not
 # the paper's numbers): data/paper-mini/ (gradeclip mini-data), results-paper-mini/, reports-paper-mini/report.html,

@@ -271,3 +271,37 @@ def test_whole_study_in_process_writes_every_table(toy_clip, tmp_path):
     assert "Whose score does the map explain?" in text and "(iii)" in text
     with pytest.raises(FileNotFoundError, match="done.json"):
         AF.read_task(tmp_path / "missing")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Paper-mode data on the miniature data (formats and wiring; random weights)
+# ---------------------------------------------------------------------------------------------------------------
+def test_paper_data_readers_on_the_mini_data(tmp_path, vit):
+    from gradeclip import minidata
+
+    write = minidata.write_mini_data(tmp_path / "mini", weights=False)
+    root = tmp_path / "mini"
+    assert write
+    imagenet = fa.imagenet_classification(root / "imagenet" / "val", root / "imagenet" / "val.txt", None, 0,
+                                          templates="single", classes="present")
+    assert len(imagenet.images) == len(minidata.IMAGENET_IMAGES)
+    by_file = {f"ILSVRC2012_val_{k:08d}.JPEG": name for k, (_, _, name) in enumerate(minidata.IMAGENET_IMAGES, 1)}
+    assert [imagenet.class_names[c] for c in imagenet.labels] == [by_file[i] for i in imagenet.ids]
+    assert len(imagenet.class_names) == len(set(by_file.values()))  # classes="present": only the sample's
+    assert all(min(im.shape[:2]) <= 640 for im in imagenet.images)
+    coco = fa.coco_retrieval(root / "coco", root / "karpathy" / "dataset_coco.json", 4, 0)
+    assert len(coco.images) == len(coco.captions) == 4 and all(c for c in coco.captions)
+    located = fa.coco_localisation(root / "coco", root / "coco" / "annotations" / "instances_val2014.json",
+                                   root / "karpathy" / "dataset_coco.json", None, 0)
+    assert len(located.images) > 0
+    for image, mask, objects, text in zip(located.images, located.masks, located.objects, located.texts):
+        assert mask.shape == image.shape[:2] and mask.any() and not (mask & ~objects).any()
+        assert text.startswith("a photo of a ")
+    # the tasks run on these data with any model (random weights: wiring, not numbers)
+    settings = fa.PerturbationSettings(steps=4, step_fraction=0.1, score_every=2)
+    results, base = fa.classification_faithfulness(vit, imagenet, {"random": fa.random_map}, settings)
+    assert results[0].curves["deletion"].values.shape == (len(imagenet.images), 3, 2)
+    results, base = fa.retrieval_faithfulness(vit, coco, {"random": fa.random_map}, settings)
+    assert base["n"] == 4
+    scores = fa.localisation_by_method(vit, located, {"random": fa.random_map})["random"]
+    assert np.isfinite(scores["pointing"]).all()

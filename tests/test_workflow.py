@@ -208,3 +208,22 @@ def test_sanity_check_leaves_the_dag_with_zero_scenes(tmp_path):
     assert "toy_sanity" in plan.stdout + plan.stderr
     plan = snakemake(small_config(tmp_path, sanity_scenes=0), "-n", "--quiet", "rules")
     assert "toy_sanity" not in plan.stdout + plan.stderr
+
+
+def job_counts(plan: str) -> dict[str, int]:
+    """{rule: jobs} from the job stats table of a dry run."""
+    counts = {}
+    for line in plan.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def test_faithfulness_is_its_own_target(tmp_path):
+    """`snakemake faithfulness` plans one job per task and the report page; the default target does not include it
+    (make run keeps its time); the tasks themselves run in tests/test_faithfulness.py."""
+    cfg = small_config(tmp_path)
+    counts = job_counts(snakemake(cfg, "faithfulness", "-n", "--quiet", "rules").stdout)
+    assert counts.get("faithfulness_task") == 6 and counts.get("faithfulness") == 1
+    assert not {"faithfulness", "faithfulness_task"} & set(job_counts(snakemake(cfg, "-n", "--quiet", "rules").stdout))
