@@ -273,21 +273,25 @@ def curves_figure(means: pd.DataFrame, task: str, target: str, measures: Sequenc
     import matplotlib.pyplot as plt
 
     rows = means[(means["task"] == task) & (means["target"] == target)]
-    fig, axes = plt.subplots(len(measures), 2, figsize=(9, 2.8 * len(measures)), squeeze=False)
+    methods = list(dict.fromkeys(rows["method"]))
+    colours = plt.cm.tab20(np.linspace(0, 1, 20))
+    fig, axes = plt.subplots(len(measures), 2, figsize=(9, 2.8 * len(measures) + 0.8), squeeze=False)
     for i, measure in enumerate(measures):
         for j, mode in enumerate(("deletion", "insertion")):
             ax = axes[i, j]
             for method, curve in rows[(rows["measure"] == measure) & (rows["mode"] == mode)].groupby("method",
                                                                                                        sort=False):
-                style = {"lw": 2.2, "color": "black"} if method.startswith("grad-eclip") and method == "grad-eclip" \
-                    else {"lw": 1.2}
+                k = methods.index(method)
+                style = {"lw": 2.4, "color": "black"} if method == "grad-eclip" else \
+                    {"lw": 1.2, "color": colours[k % 20], "ls": ("-", "--", ":")[(k // 20) % 3]}
                 ax.plot(curve["fraction"], curve["value"], label=method, **style)
             ax.set_title(f"{task} ({target}): {mode}, {MEASURE_LABELS.get(measure, measure)}", fontsize=9)
             ax.set_xlabel(x_label)
             ax.set_ylabel(MEASURE_LABELS.get(measure, measure))
             ax.set_ylim(-0.02, 1.02)
-    axes[0, 1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=min(5, max(1, len(labels))), frameon=False)
+    fig.tight_layout(rect=(0, 0.04 + 0.02 * ((len(labels) - 1) // 5), 1, 1))
     return fig
 
 
