@@ -30,7 +30,7 @@ include: "workflow/rules/analysis.smk"
 include: "workflow/rules/report.smk"
 
 
-if TOY:  # section IV on the toy world; paper mode is not wired into the workflow yet (README)
+if TOY or config.get("faithfulness"):  # section IV: the toy world, or paper mode with a faithfulness block
 
     include: "workflow/rules/faithfulness.smk"
 

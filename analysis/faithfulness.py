@@ -434,6 +434,22 @@ def toy_data(task: str, n_images: int, image_size: int):
     return fa.toy_localisation(n_images, image_size)
 
 
+def paper_data(task: str, data: Mapping, options: Mapping):
+    """The paper's data of a task (``gradeclip.faithfulness``): ImageNet val images with their labels, COCO Karpathy
+    val images with their first caption, or those with a named COCO category and its instances' mask; ``data`` the
+    paths (the workflow's), ``options`` the faithfulness config (n_images, seed_data, imagenet_templates/classes)."""
+    from gradeclip import faithfulness as fa
+
+    n, seed = int(options["n_images"]), int(options.get("seed_data", 0))
+    if task == "classification":
+        return fa.imagenet_classification(data["imagenet_root"], data["imagenet_labels"], n, seed,
+                                          templates=options.get("imagenet_templates", "openai"),
+                                          classes=options.get("imagenet_classes", "all"))
+    if task in ("retrieval", "text"):
+        return fa.coco_retrieval(data["coco_root"], data["karpathy_json"], n, seed)
+    return fa.coco_localisation(data["coco_root"], data["instances_json"], data["karpathy_json"], n, seed)
+
+
 def _all_methods(options: Mapping) -> list[str]:
     return list(dict.fromkeys([*options["methods"], *(options.get("baselines") or [])]))
 

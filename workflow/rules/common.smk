@@ -86,6 +86,8 @@ def configured_input_problems():
         for name, copy in (DATA.get("local_copies") or {}).items():
             if copy and ROOT_OF_RESOURCE.get(name) not in ROOTS and not (name == "sam_vit_h" and SAM.get("checkpoint")):
                 need(f"data.local_copies.{name}", copy)
+        if DATA.get("imagenet_labels"):
+            need("data.imagenet_labels", DATA["imagenet_labels"])
         if SAM.get("checkpoint"):
             need("sam.checkpoint", SAM["checkpoint"])
         elif SAM.get("model_type", "vit_h") != "vit_h":

@@ -1,6 +1,32 @@
 # The faithfulness study (paper section IV, issue 34): its own target, `snakemake faithfulness` (not part of `all`:
-# make run keeps its time). One job per task, then the tables, the figures and reports/faithfulness.html.
+# make run keeps its time), on the toy world or, in paper mode, on ImageNet val and COCO. One job per task, then the tables, the figures and reports/faithfulness.html.
 FAITHFULNESS = config.get("faithfulness") or {}
+# Paper mode: ImageNet val (data.roots.imagenet + data.imagenet_labels) for classification, COCO Karpathy val and
+# instances (the study's dataset roots or extractions) for retrieval and localisation.
+FAITHFULNESS_DATA = (
+    {"kind": "toy", "image_size": config["toyworld"]["image_size"]}
+    if TOY
+    else {
+        "kind": "paper",
+        "imagenet_root": ROOTS.get("imagenet"),
+        "imagenet_labels": DATA.get("imagenet_labels"),
+        **{k: DATASET_PATHS[k] for k in ("coco_root", "instances_json", "karpathy_json")},
+    }
+)
+
+
+def faithfulness_inputs(wildcards):
+    """The model, and in paper mode the checked COCO layout (rule dataset_layout) and the ImageNet labels (asked
+    for only when the faithfulness target is: a paper-mode run of the main study does not need ImageNet)."""
+    inputs = {"model": model_checkpoint()}
+    if not TOY:
+        if not (FAITHFULNESS_DATA["imagenet_root"] and FAITHFULNESS_DATA["imagenet_labels"]):
+            raise ValueError("config error: faithfulness in paper mode needs ImageNet val: set data.roots.imagenet "
+                             "(the extracted ILSVRC2012 val folder) and data.imagenet_labels (its '<file> <class "
+                             "index>' labels file)")
+        inputs.update(coco_layout=f"{RESULTS}/data/coco_layout.json", imagenet_labels=DATA["imagenet_labels"])
+    return inputs
+
 FAITHFULNESS_TASKS = ["classification", "retrieval", "text", "localisation", "layers", "critique"]
 FAITHFULNESS_TABLES = ["faithfulness_image", "faithfulness_text", "localization", "layers", "score_gap",
                        "randomisation"]
@@ -11,18 +37,18 @@ wildcard_constraints:
 
 
 rule faithfulness_task:
-    """One task of the study on the toy world (classification, retrieval, text, localisation, layers, critique):
-    per-image AUCs, mean curves, pointing and energy share, score gaps and randomisation correlations."""
+    """One task of the study (classification, retrieval, text, localisation, layers, critique): per-image AUCs,
+    mean curves, pointing and energy share, score gaps and randomisation correlations."""
     conda:
         "../../environment.yml"
     input:
-        model=model_checkpoint(),
+        unpack(faithfulness_inputs),
     output:
         directory(f"{RESULTS}/faithfulness/{{task}}"),
     params:
         model=model_params(),
         options=FAITHFULNESS,
-        image_size=config["toyworld"]["image_size"] if TOY else None,
+        data=FAITHFULNESS_DATA,
     threads: 1
     resources:
         mem_mb=4000,
@@ -39,7 +65,6 @@ rule faithfulness:
         "../../environment.yml"
     input:
         tasks=expand(f"{RESULTS}/faithfulness/{{task}}", task=FAITHFULNESS_TASKS),
-        model=model_checkpoint(),
     output:
         html=f"{REPORTS}/faithfulness.html",
         tables=[f"{REPORTS}/tables/{name}.csv" for name in FAITHFULNESS_TABLES],
@@ -47,6 +72,7 @@ rule faithfulness:
         model=model_params(),
         options=FAITHFULNESS,
         config_hash=CONFIG_HASH,
+        data=FAITHFULNESS_DATA,
         config=config,
     log:
         "logs/faithfulness/report.log",

@@ -14,7 +14,10 @@ tasks = {Path(folder).name: read_task(folder) for folder in inp.tasks}
 tables, figures = build_tables(tasks, REFERENCE_METHOD)
 reports = Path(out.html).parent
 save_artifacts(reports, tables=tables, figures=figures)
-header = run_header(p.model["name"], p.model["pretrained"], data=f"toy world, {p.options['n_images']} images per task",
+data = (f"toy world, {p.options['n_images']} images per task" if p.data["kind"] == "toy" else
+        f"ImageNet val ({p.data['imagenet_root']}), COCO Karpathy val ({p.data['coco_root']}), "
+        f"{p.options['n_images']} images per task")
+header = run_header(p.model["name"], p.model["pretrained"], data=data,
                     config=p.config, extra={"config hash": p.config_hash, "faithfulness": p.options},
                     outputs=[reports])
 shown = {k: (v, TABLE_CAPTIONS.get(k, k)) for k, v in display_tables(tables).items()}
