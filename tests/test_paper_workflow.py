@@ -43,7 +43,8 @@ def mini_config(tmp: Path, mini: Path) -> Path:
     cfg["results"], cfg["reports"] = str(tmp / "results"), str(tmp / "reports")
     cfg["model"]["pretrained"] = "openai"
     cfg["data"]["roots"] = {"coco": str(mini / "coco"), "karpathy": str(mini / "karpathy"),
-                            "clevr": str(mini / "clevr" / "CLEVR_v1.0")}
+                            "clevr": str(mini / "clevr" / "CLEVR_v1.0"), "imagenet": str(mini / "imagenet" / "val")}
+    cfg["data"]["imagenet_labels"] = str(mini / "imagenet" / "val.txt")
     cfg["data"]["dir"] = str(tmp / "external")
     (tmp / "sam.pth").write_bytes(b"")
     cfg["sam"]["checkpoint"] = str(tmp / "sam.pth")
