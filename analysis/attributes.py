@@ -354,10 +354,11 @@ def _object_union(mask: np.ndarray, all_object_masks: Iterable[np.ndarray]) -> n
 def energy_share(heatmap: np.ndarray, mask: np.ndarray, all_object_masks: Iterable[np.ndarray]) -> float:
     """Map mass on the named object(s) / map mass on the union of all object masks (0 if the map has no mass on any
     object; NaN for an empty map)."""
-    if _check_pair(heatmap, mask) is None:
+    pair = _check_pair(heatmap, mask)
+    if pair is None:
         return float("nan")
-    return map_metrics.energy_share(heatmap, np.asarray(mask) > 0, _object_union(mask, all_object_masks),
-                                    empty="undefined")
+    p, q = pair  # the map as a distribution: the same ratio, and the sums this table always had
+    return map_metrics.energy_share(p, q > 0, _object_union(mask, all_object_masks), empty="undefined")
 
 
 def map_mask_metrics(

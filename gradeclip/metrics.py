@@ -193,8 +193,10 @@ def pointing_outcome(pixel_map: np.ndarray, masks: np.ndarray, named: int) -> st
 def energy_share(pixel_map: np.ndarray, mask: np.ndarray, objects: np.ndarray, *, empty: EmptyRule) -> float:
     """Energy-based pointing game: the map's mass in ``mask`` / its mass in ``objects`` (the union of all objects'
     masks, which holds ``mask``); 0 when the map has no mass on any object; an empty map scores as ``empty`` says.
-    Mass = the positive part of the map."""
-    a = np.maximum(np.asarray(pixel_map, dtype=np.float64), 0)
+    Mass = the positive part of the map, summed in the map's own floating dtype (a float32 map's sums are float32's,
+    as the toy model card computed them; other maps become float64)."""
+    a = np.asarray(pixel_map)
+    a = np.maximum(a if a.dtype.kind == "f" else a.astype(np.float64), 0)
     m, o = np.asarray(mask, dtype=bool), np.asarray(objects, dtype=bool)
     if not a.shape == m.shape == o.shape:
         raise ValueError(f"map {a.shape}, mask {m.shape} and objects {o.shape} differ in shape")
