@@ -25,7 +25,8 @@ authors computed Grad-ECLIP's maps on the keep-aspect input; outside a center cr
 Toy world (the default): classification on single-object scenes with the 24 prompts "a <colour> <shape>" (the
 form of the toy captions), retrieval on the localisation scenes (2-4 objects) captioned "a red cube and a blue
 sphere" (colour and shape of every object, left to right), localisation on the same scenes against the exact masks,
-all at the model's input size and from the model card's held-out seeds. Paper mode: an ImageNet val folder with a
+rendered at the workflow's toyworld.image_size (the model's preprocessing resizes them) from the model card's
+held-out seeds. Paper mode: an ImageNet val folder with a
 labels file, COCO Karpathy val and COCO's instance masks (``datasets``).
 """
 from __future__ import annotations
