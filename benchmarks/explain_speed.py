@@ -12,22 +12,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 
+from _timing import timed
+
 from gradeclip.explainer import GradECLIP
 from gradeclip.models import load_clip
-
-
-def timed(fn, device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
 
 
 def main() -> None:

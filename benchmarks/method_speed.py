@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
+
+from _timing import timed
 
 from gradeclip import baselines
 from gradeclip.models import load_clip
@@ -29,16 +30,6 @@ from gradeclip.toyworld.cli import parse_method_options
 SLOW = ("rise", "m2ib")
 # The options that set the slow methods' cost, printed with their times
 SLOW_PARAMETERS = {"rise": ("n_masks", "batch_size", "cells", "p1"), "m2ib": ("steps", "samples", "layer")}
-
-
-def timed(fn, device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
 
 
 def main() -> None:

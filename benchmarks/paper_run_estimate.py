@@ -14,8 +14,6 @@ time is multiplied by its count. Model loading, the analyses and the report (min
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,27 +21,14 @@ import torch
 import yaml
 from PIL import Image
 
+from _timing import median_time
+
 from gradeclip.downloads import RESOURCES
 from gradeclip.explainer import GradECLIP
 from gradeclip.models import load_clip
 
 KARPATHY_VAL_CAPTIONS = 25010  # Karpathy's val split: 5,000 images, 25,010 captions (dataset_coco.json)
 CLEVR_TEXTS = 16  # attribute texts of a CLEVR scene: unique expressions per category and the ablation texts
-
-
-def timed(fn, device, rounds: int, warm_up: bool = True) -> float:
-    if warm_up:
-        fn()
-    times = []
-    for _ in range(rounds):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -68,10 +53,10 @@ def main() -> None:
     texts = [f"a photo of object number {i}" for i in range(CLEVR_TEXTS)]
     emb = explainer.encode_texts(texts)
     captions = [f"a person riding a red motorcycle down road number {i}" for i in range(32)]
-    per_photo = timed(lambda: explainer(photo, texts[:5], text_embeddings=emb[:5]), device, args.rounds)
-    per_scene = timed(lambda: explainer(Image.fromarray(clevr), texts, text_embeddings=emb), device, args.rounds)
-    per_caption = timed(lambda: explainer.explain_text_pairs(captions, [photo] * len(captions)), device,
-                        args.rounds) / len(captions)
+    per_photo = median_time(lambda: explainer(photo, texts[:5], text_embeddings=emb[:5]), device, args.rounds)
+    per_scene = median_time(lambda: explainer(Image.fromarray(clevr), texts, text_embeddings=emb), device, args.rounds)
+    per_caption = median_time(lambda: explainer.explain_text_pairs(captions, [photo] * len(captions)), device,
+                              args.rounds) / len(captions)
     del clip, explainer
 
     from segment_anything import SamPredictor, sam_model_registry
@@ -86,7 +71,7 @@ def main() -> None:
             predictor.predict(point_coords=p, point_labels=np.ones(1), multimask_output=True)
 
     with torch.no_grad():  # SAM's image encoder dominates and costs the same every time: one round, no warm-up
-        per_sam = timed(sam_scene, device, 1, warm_up=device.type == "cuda")
+        per_sam = median_time(sam_scene, device, 1, warm_up=device.type == "cuda")
 
     n_triplet_images = 2 * config["coco"]["addibility_per_group"]
     n_clevr = config["clevr"]["n_images"]
