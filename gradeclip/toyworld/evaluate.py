@@ -49,6 +49,7 @@ from gradeclip.method import recomputed_forward
 from gradeclip.metrics import (POINTING_OUTCOMES, distance_to_mask, pointing_outcome, uniform_energy_share,
                               uniform_pointing)
 from gradeclip.models import LoadedClip, load_clip
+from gradeclip.options import HEADS
 from gradeclip.toyworld.captions import unique_referring_expressions
 from gradeclip.toyworld.layout import ToyWorldConfig
 from gradeclip.toyworld.scenes import ToyScene, generate_scene, render_without_object
@@ -71,7 +72,6 @@ LOCALISATION_OBJECTS = (2, 4)  # fewest and most objects in a localisation scene
 NAMED_OBJECT_STREAM = 1
 TARGETS = {"zero_shot": {"color": 0.9, "shape": 0.8, "size": 0.8},
            "pointing": 0.65, "energy_share": 0.75, "margin_over_raw_attention": 0.15}
-HEADS = ("single", "multi")
 Z95 = 1.959963984540054
 
 
