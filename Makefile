@@ -58,6 +58,7 @@ paper-smoke: install
 	$(PY) -m gradeclip mini-data --out data/paper-mini
 	$(VENV)/bin/snakemake --cores 2 --configfile config/paper-mini.yaml
 	$(VENV)/bin/snakemake explanations --cores 2 --configfile config/paper-mini.yaml config/paper-mini-rn50.yaml
+	$(VENV)/bin/snakemake faithfulness --cores 2 --configfile config/paper-mini.yaml
 
 clean-venv:
 	rm -rf $(VENV)

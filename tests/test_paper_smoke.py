@@ -176,3 +176,23 @@ def test_the_resnet_run_wrote_maps(smoke):
     assert (results / "explanations" / MODE / "texts").glob("shard_*.csv")
     words = pd.concat(pd.read_csv(p) for p in sorted((results / "explanations" / MODE / "texts").glob("shard_*.csv")))
     assert len(words) and np.isfinite(words["importance"]).all()
+
+
+def test_the_faithfulness_target_ran_on_vit_b16(smoke):
+    """Section IV in paper mode: miniature ImageNet val (classification) and COCO (retrieval, pointing), explained
+    and scored by open_clip's ViT-B-16 with random weights (its 12 blocks: Table VI's layers and the randomisation
+    test reach the first block)."""
+    config = _merged("paper-mini.yaml")["faithfulness"]
+    tables = ROOT / "reports-paper-mini" / "tables"
+    image = pd.read_csv(tables / "faithfulness_image.csv")
+    assert set(image["task"]) == {"classification", "retrieval"} and image["n"].max() == config["n_images"]
+    assert set(image["method"]) == set(config["methods"]) and np.isfinite(image["imd"]).all()
+    assert set(pd.read_csv(tables / "faithfulness_text.csv")["method"]) == set(config["text_methods"])
+    assert set(pd.read_csv(tables / "layers.csv")["method"]) == {f"layers={k}" for k in config["layers"]} == \
+        {"layers=1", "layers=12"}
+    randomisation = pd.read_csv(tables / "randomisation.csv")
+    assert set(randomisation["of_blocks"]) == {12} and set(randomisation["blocks_randomised"]) == {1, 12}
+    localisation = pd.read_csv(tables / "localization.csv")
+    assert "category" in set(localisation["group_by"]) and (localisation["n"] > 0).all()
+    assert set(pd.read_csv(tables / "score_gap.csv")["heads"]) == {"single", "multi"}
+    assert "Whose score does the map explain?" in (ROOT / "reports-paper-mini" / "faithfulness.html").read_text()
