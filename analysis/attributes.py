@@ -48,7 +48,7 @@ Chance levels (:func:`attribute_metrics_table` with ``baselines=True``), scored 
   undefined when the image has none.
 
 When a map and its mask differ in shape (patch-grid maps, pixel masks) the table functions upsample the
-map to the mask bilinearly (``scipy.ndimage.zoom``, order 1, pixel-area grid) before measuring.
+map to the mask bilinearly (``gradeclip.upsampling.resize_map``, pixel-area grid) before measuring.
 """
 
 from __future__ import annotations
@@ -61,11 +61,11 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage
 from scipy.spatial import distance as spd
 from scipy.special import rel_entr
 
 from gradeclip import metrics as map_metrics
+from gradeclip.upsampling import resize_map
 
 from .stats import holm, paired_test, proportion_ci, tost_paired
 
@@ -194,15 +194,12 @@ def _check_pair(heatmap: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def upsample_map(heatmap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear resampling of a map to ``shape`` (pixel-area grid, edges clamped), clipped at 0."""
+    """A map on ``shape`` pixels (``gradeclip.upsampling.resize_map``: bilinear, pixel-area grid, edges clamped),
+    clipped at 0; a map already of that shape is returned as it is (float64)."""
     a = np.asarray(heatmap, dtype=np.float64)
     if a.shape == tuple(shape):
         return a
-    factors = (shape[0] / a.shape[0], shape[1] / a.shape[1])
-    out = ndimage.zoom(a, factors, order=1, mode="nearest", grid_mode=True)
-    if out.shape != tuple(shape):  # zoom rounds the output shape; factors above make it exact, check anyway
-        raise AssertionError(f"zoom produced {out.shape}, wanted {shape}")
-    return np.clip(out, 0.0, None)
+    return np.clip(resize_map(a, shape), 0.0, None)
 
 
 def instance_masks(instance_map: np.ndarray, background: int = 0) -> dict[int, np.ndarray]:

@@ -12,7 +12,7 @@ model.
   Each shard is reduced to per-word sums (:func:`word_importance_partial`) and the partials are added
   (:func:`combine_word_partials`), so memory does not grow with the number of captions.
 
-Maps: an image map is put on the image's pixels with ``gradeclip.geometry.grid_to_pixels`` (raw values, bilinear,
+Maps: an image map is put on the image's pixels with ``gradeclip.upsampling.grid_to_pixels`` (raw values, bilinear,
 0 outside the model's view) unless a step says otherwise.
 """
 
@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
+
+from gradeclip.upsampling import grid_to_pixels
 
 from . import addibility as AD
 from . import attributes as AT
@@ -54,8 +56,6 @@ def iter_stored_maps(map_shards: str | os.PathLike | Iterable[str | os.PathLike]
 
 def pixel_map(stored) -> np.ndarray:
     """A stored grid map on its image's pixels (``grid_to_pixels``; float64, clipped at 0)."""
-    from gradeclip.geometry import grid_to_pixels
-
     return np.clip(np.asarray(grid_to_pixels(stored.grid, stored.registration), dtype=np.float64), 0.0, None)
 
 

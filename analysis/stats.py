@@ -28,7 +28,8 @@ from scipy.integrate import quad
 from scipy.optimize import brentq
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
-from statsmodels.stats.proportion import proportion_confint
+
+from gradeclip.intervals import wilson_interval
 
 
 def ols_fit(x: Sequence[float], y: Sequence[float], alpha: float = 0.05) -> dict[str, float]:
@@ -98,11 +99,12 @@ def ols_formula(formula: str, data: pd.DataFrame, alpha: float = 0.05) -> tuple[
     return coefs, model
 
 
-def proportion_ci(successes: int, n: int, alpha: float = 0.05, method: str = "wilson") -> dict[str, float]:
-    """A proportion with its confidence interval (``statsmodels ... proportion_confint``, Wilson by default)."""
+def proportion_ci(successes: int, n: int, alpha: float = 0.05) -> dict[str, float]:
+    """A proportion with its Wilson ``1 - alpha`` interval (``gradeclip.intervals.wilson_interval``, the one owner
+    of the proportion interval; the model card's intervals are the same function)."""
     if n <= 0:
         raise ValueError("n must be positive")
-    low, high = proportion_confint(successes, n, alpha=alpha, method=method)
+    low, high = wilson_interval(successes, n, z=float(sps.norm.isf(alpha / 2)))
     return {"successes": int(successes), "n": int(n), "rate": successes / n, "ci_low": float(low), "ci_high": float(high)}
 
 

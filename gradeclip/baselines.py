@@ -140,7 +140,7 @@ def _cosine_rows(features: Tensor, texts: Tensor) -> Tensor:
 
 
 def minmax_maps(maps: Tensor) -> Tensor:
-    """Each map (B, h, w) min-max normalised to [0, 1]; a constant map becomes zeros (as ``geometry.minmax``)."""
+    """Each map (B, h, w) min-max normalised to [0, 1]; a constant map becomes zeros (as ``upsampling.minmax``)."""
     lo = maps.amin(dim=(-2, -1), keepdim=True)
     span = maps.amax(dim=(-2, -1), keepdim=True) - lo
     return torch.where(span > 0, (maps - lo) / span.clamp_min(torch.finfo(maps.dtype).tiny), torch.zeros_like(maps))

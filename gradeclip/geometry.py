@@ -8,18 +8,20 @@ Two modes:
   positional embeddings are resized in ``adapters``).
 
 In both, a ``Registration`` records which rectangle of the original image the model's input covers, so a grid map
-is put back on the original pixels (a center crop maps back to where it came from; outside it the map is 0).
+is put back on the original pixels (a center crop maps back to where it came from; outside it the map is 0) by
+``gradeclip.upsampling``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Sequence
 
-import numpy as np
 import torch
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF
+
+from .upsampling import Registration  # the way back (grid map -> image pixels) is numpy only: gradeclip.upsampling
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -44,15 +46,6 @@ class Preprocessing:
             raise ValueError(f"resize_mode {mode!r} is not supported (use 'shortest' or 'squash', or keep_aspect)")
         return cls(size=size, mean=tuple(cfg.get("mean", OPENAI_MEAN)), std=tuple(cfg.get("std", OPENAI_STD)),
                    interpolation=cfg.get("interpolation", "bicubic"), resize_mode=mode)
-
-
-@dataclass(frozen=True)
-class Registration:
-    """Where the model's input lies on the original image: the box (x0, y0, x1, y1) in original pixel units
-    (may be fractional) and the original size (width, height)."""
-
-    image_size: tuple[int, int]
-    box: tuple[float, float, float, float]
 
 
 def _interp(name: str) -> InterpolationMode:
@@ -119,68 +112,3 @@ def keep_aspect_input(img: Image.Image, prep: Preprocessing, patch: Sequence[int
     nw, nh = keep_aspect_size(w, h, patch, max_short_side, max_tokens)
     out = TF.resize(img, [nh, nw], interpolation=InterpolationMode.BICUBIC)
     return _normalise(out, prep), Registration((w, h), (0.0, 0.0, float(w), float(h)))
-
-
-def _bilinear_weights(n_out: int, start: float, stop: float, n_in: int) -> np.ndarray:
-    """(n_out, n_in) matrix of 1-D bilinear weights (align_corners=False) that maps ``n_in`` grid cells spread
-    over [start, stop) in output pixel units onto output pixels 0..n_out-1; rows of pixels outside are zero.
-
-    Written by hand because bilinear upsampling is separable: two small matrices put a 14x14 grid on a
-    10000x10000 image without the H*W*2 sampling grid that torch's grid_sample would need.
-    """
-    centers = np.arange(n_out, dtype=np.float64) + 0.5
-    src = (centers - start) * (n_in / (stop - start)) - 0.5
-    src_c = np.clip(src, 0, n_in - 1)
-    i0 = np.floor(src_c).astype(np.int64)
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    t = src_c - i0
-    weights = np.zeros((n_out, n_in), dtype=np.float64)
-    rows = np.arange(n_out)
-    np.add.at(weights, (rows, i0), 1 - t)
-    np.add.at(weights, (rows, i1), t)
-    weights[(centers < start) | (centers > stop)] = 0.0
-    return weights
-
-
-def minmax(a: np.ndarray, inplace: bool = False) -> np.ndarray:
-    """Min-max normalise to [0, 1] in float32 (``metrics.minmax``, its one rule: a constant map gives zeros, never
-    NaN). ``inplace`` writes the result into ``a`` when it is already a float32 array instead of allocating another
-    one (a full-resolution heat map of a 10000x10000 image is 400 MB)."""
-    from .metrics import minmax as minmax_maps
-
-    return minmax_maps(np.asarray(a, dtype=np.float32), inplace=inplace, dtype=np.float32)
-
-
-def grid_to_pixels(grid: np.ndarray, reg: Registration) -> np.ndarray:
-    """Upsample a (h, w) grid map bilinearly onto the original image's pixels; 0 outside the model's view."""
-    w, h = reg.image_size
-    x0, y0, x1, y1 = reg.box
-    wy = _bilinear_weights(h, y0, y1, grid.shape[0]).astype(np.float32)
-    wx = _bilinear_weights(w, x0, x1, grid.shape[1]).astype(np.float32)
-    return wy @ np.asarray(grid, dtype=np.float32) @ wx.T
-
-
-def _inside(n_out: int, start: float, stop: float) -> slice:
-    """The output pixels whose centers lie in [start, stop] (those ``_bilinear_weights`` does not zero)."""
-    centers = np.arange(n_out, dtype=np.float64) + 0.5
-    idx = np.flatnonzero((centers >= start) & (centers <= stop))
-    return slice(int(idx[0]), int(idx[-1]) + 1) if idx.size else slice(0, 0)
-
-
-def heatmap(grid: np.ndarray, reg: Registration) -> np.ndarray:
-    """The displayed heat map: the grid upsampled to the original pixels, min-max normalised to [0, 1] over the
-    pixels the model saw, and 0 outside them.
-
-    Normalising over the model's view only (not over the whole image, where the zeros outside a center crop would
-    act as the minimum) makes the map inside the crop independent of whether there is a crop, and a constant grid
-    give zeros everywhere instead of a uniformly "hot" crop box.
-
-    The grid is min-max normalised first: float32 upsampling weights do not sum to exactly 1, so the upsampled map of
-    a constant grid varies by rounding noise, which the final min-max would blow up to a full [0, 1] pattern.
-    """
-    pixels = grid_to_pixels(minmax(grid), reg)
-    (w, h), (x0, y0, x1, y1) = reg.image_size, reg.box
-    view = pixels[_inside(h, y0, y1), _inside(w, x0, x1)]
-    if view.size:
-        minmax(view, inplace=True)  # a view of our own upsampled map: normalised in place (memory, see minmax)
-    return pixels

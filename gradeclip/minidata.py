@@ -32,15 +32,15 @@ import io
 import json
 import os
 import re
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from .files import atomic_folder
 
 MANIFEST = "MINI_DATA.json"
 CLEVR_SIZE = (480, 320)  # width, height of CLEVR v1.0's images
@@ -527,10 +527,7 @@ def write_mini_data(out: str | os.PathLike, seed: int = 0, weights: bool = True)
     if out.exists() and not (out / MANIFEST).is_file():
         raise FileExistsError(f"{out} exists and was not made by gradeclip mini-data (no {MANIFEST}): choose another "
                               f"folder or remove it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private
-    try:
+    with atomic_folder(out, replace=True) as staging:  # a run that fails half-way leaves no half-written folder
         for folder in ("coco/val2014", "coco/annotations", "karpathy"):
             (staging / folder).mkdir(parents=True)
         counts = {**write_coco(staging), **write_clevr(staging, seed), **write_imagenet(staging)}
@@ -543,12 +540,6 @@ def write_mini_data(out: str | os.PathLike, seed: int = 0, weights: bool = True)
                             "numbers", "made_by": "gradeclip mini-data", "seed": seed, "counts": counts,
                     "sha256": {str(p.relative_to(staging)): _sha256(p) for p in files}}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.rename(staging, out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return manifest
 
 

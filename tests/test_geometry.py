@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from gradeclip import geometry
+from gradeclip import geometry, upsampling
 from gradeclip.explainer import GradECLIP
-from gradeclip.geometry import Preprocessing, Registration, grid_to_pixels, heatmap, keep_aspect_input, standard_input
+from gradeclip.geometry import Preprocessing, Registration, keep_aspect_input, standard_input
+from gradeclip.upsampling import grid_to_pixels, heatmap, resize_map
 from gradeclip.models import load_clip
 from tests.conftest import random_image
 
@@ -168,6 +169,22 @@ def test_grid_to_pixels_full_box_equals_torch_bilinear(grid_shape, size):
     np.testing.assert_allclose(ours, ref.numpy(), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("grid_shape, size", [((7, 5), (53, 91)), ((14, 14), (224, 224)), ((14, 14), (10, 9)),
+                                              ((1, 1), (5, 7)), ((3, 4), (3, 4)), ((14, 14), (480, 320))])
+def test_resize_map_equals_scipy_zoom_in_float64(grid_shape, size):
+    """resize_map (the upsampling the section V tables use for maps of another shape than their mask) is scipy's
+    order-1 zoom on the pixel-area grid with clamped edges, to float64 rounding."""
+    from scipy import ndimage
+
+    grid = np.random.default_rng(3).normal(size=grid_shape)
+    factors = (size[0] / grid_shape[0], size[1] / grid_shape[1])
+    ref = ndimage.zoom(grid, factors, order=1, mode="nearest", grid_mode=True)
+    assert ref.shape == size
+    ours = resize_map(grid, size)
+    assert ours.dtype == np.float64
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("value", [0.0, 3.0, 1e-30])
 def test_constant_grid_gives_zeros_never_nan(value):
     grid = np.full((14, 14), value, dtype=np.float32)
@@ -176,16 +193,16 @@ def test_constant_grid_gives_zeros_never_nan(value):
         hm = heatmap(grid, reg)
         assert np.isfinite(hm).all()
         assert np.all(hm == 0), (value, reg)
-    assert np.all(geometry.minmax(np.full((3, 3), np.float32(7))) == 0)
+    assert np.all(upsampling.minmax(np.full((3, 3), np.float32(7))) == 0)
 
 
 def test_minmax_inplace_and_copy_agree_and_copy_leaves_input():
     a = np.random.default_rng(3).normal(size=(5, 6)).astype(np.float32)
     before = a.copy()
-    out = geometry.minmax(a)
+    out = upsampling.minmax(a)
     np.testing.assert_array_equal(a, before)
     assert out.min() == 0 and out.max() == pytest.approx(1.0)
-    same = geometry.minmax(a, inplace=True)
+    same = upsampling.minmax(a, inplace=True)
     assert same is a
     np.testing.assert_allclose(same, out, atol=1e-7)
 

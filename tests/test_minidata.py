@@ -4,7 +4,6 @@ random-weight checkpoints that open_clip and segment_anything load."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

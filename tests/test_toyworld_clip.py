@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 from PIL import Image
 
-from gradeclip import geometry
+from gradeclip import geometry, upsampling
 from gradeclip.explainer import GradECLIP
 from gradeclip.models import ModelLoadError, load_clip, register_model_config_file, register_model_configs
 from gradeclip.toyworld import evaluate as ev
@@ -236,20 +236,6 @@ def test_confusion():
                      "cylinder": {"cube": 0, "sphere": 0, "cylinder": 0}}
 
 
-def test_confidence_intervals():
-    low, high = ev.wilson_interval(8, 10)  # textbook value (e.g. statsmodels proportion_confint, wilson)
-    assert (low, high) == (pytest.approx(0.4902, abs=1e-4), pytest.approx(0.9433, abs=1e-4))
-    summary = ev.mean_with_ci(np.array([1.0, 2.0, 3.0, 4.0]))
-    half = 1.959963984540054 * np.std([1, 2, 3, 4], ddof=1) / 2
-    assert summary["ci95"] == pytest.approx([2.5 - half, 2.5 + half])
-    one = ev.mean_with_ci(np.array([0.25]))  # one value has no interval; the record stays valid JSON
-    assert one["value"] == 0.25 and one["ci95"] is None
-    json.dumps(one, allow_nan=False)
-    from statsmodels.stats.proportion import proportion_confint
-    for successes, n in ((0, 7), (3, 7), (7, 7), (412, 1000)):
-        assert ev.wilson_interval(successes, n) == pytest.approx(proportion_confint(successes, n, method="wilson"))
-
-
 @pytest.mark.parametrize("split", ["test", "validation"])
 def test_named_object_is_drawn_independently_of_the_scene(split):
     """The named object of a localisation scene is uniform over the objects that "a {colour} {shape}" names uniquely,
@@ -365,7 +351,7 @@ def test_localisation_metrics_on_a_few_scenes(toy_clip):
         expected: dict = {}
         for grid, s, reg in zip(lam[:, 1:], samples, registrations):
             for obj, mask in zip(s.scene.record["objects"], s.scene.object_masks()):
-                pixel_maps = [geometry.grid_to_pixels(g.reshape(12, 12), reg) for g in grid.T]
+                pixel_maps = [upsampling.grid_to_pixels(g.reshape(12, 12), reg) for g in grid.T]
                 expected.setdefault(obj["color"], []).append([m[mask].mean() for m in pixel_maps])
         by_color = metrics[heads]["spatial_weight_by_object_color"]
         assert set(by_color) == set(expected) | {"background"}

@@ -1,7 +1,6 @@
 """Toy world scene generator: determinism, exact masks, CLEVR schema, captions."""
 
 import copy
-import hashlib
 import json
 import sys
 import subprocess

@@ -28,7 +28,6 @@ toy world as a sanity benchmark: a method that does not find the named object he
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -40,11 +39,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from gradeclip import geometry, metrics
+from gradeclip import geometry, metrics, upsampling
 from gradeclip.baselines import (ExplainFunction, gradient_saliency, gradient_times_input, own_text_maps,
                                  raw_attention, score_gradient)
 from gradeclip.explainer import GradECLIP
 from gradeclip.files import atomic_write_bytes
+from gradeclip.intervals import mean_interval, proportion
 from gradeclip.method import recomputed_forward
 from gradeclip.metrics import (POINTING_OUTCOMES, distance_to_mask, pointing_outcome, uniform_energy_share,
                               uniform_pointing)
@@ -72,38 +72,6 @@ LOCALISATION_OBJECTS = (2, 4)  # fewest and most objects in a localisation scene
 NAMED_OBJECT_STREAM = 1
 TARGETS = {"zero_shot": {"color": 0.9, "shape": 0.8, "size": 0.8},
            "pointing": 0.65, "energy_share": 0.75, "margin_over_raw_attention": 0.15}
-Z95 = 1.959963984540054
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Statistics
-# ---------------------------------------------------------------------------------------------------------------
-# Written out rather than taken from statsmodels (``proportion_confint(method="wilson")``, which the tests check
-# these against): statsmodels pulls in pandas, which the gradeclip layer does not depend on.
-def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a proportion."""
-    if n == 0:
-        return (math.nan, math.nan)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    # the interval contains p in exact arithmetic; clamping keeps it so at p = 0 or 1 despite rounding
-    return (max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))
-
-
-def proportion(hits: np.ndarray) -> dict:
-    hits = np.asarray(hits, dtype=np.float64)
-    return {"value": float(hits.mean()), "ci95": list(wilson_interval(hits.sum(), len(hits))), "n": len(hits),
-            "ci_method": "wilson"}
-
-
-def mean_with_ci(values: np.ndarray, z: float = Z95) -> dict:
-    values = np.asarray(values, dtype=np.float64)
-    mean = float(values.mean())
-    if len(values) < 2:  # no spread to estimate; None (JSON null) rather than NaN, which JSON does not have
-        return {"value": mean, "ci95": None, "n": len(values), "ci_method": "normal"}
-    half = z * float(values.std(ddof=1)) / math.sqrt(len(values))
-    return {"value": mean, "ci95": [mean - half, mean + half], "n": len(values), "ci_method": "normal"}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -263,7 +231,7 @@ def spatial_weight_by_object_color(weights: np.ndarray, samples: Sequence[NamedO
     per_color: dict[str, list] = {}
     background = []
     for grids, sample, reg in zip(weights, samples, registrations):
-        pixel_maps = np.stack([geometry.grid_to_pixels(g, reg) for g in grids])  # (H, height, width)
+        pixel_maps = np.stack([upsampling.grid_to_pixels(g, reg) for g in grids])  # (H, height, width)
         masks = sample.scene.object_masks()
         for obj, mask in zip(sample.scene.record["objects"], masks):
             per_color.setdefault(obj["color"], []).append(pixel_maps[:, mask].mean(axis=1))
@@ -279,7 +247,7 @@ def _score_maps(grids: Sequence[np.ndarray], samples: Sequence[NamedObject], reg
     on the background, its distance to the named object's mask."""
     outcomes, shares, distances = [], [], []
     for grid, sample, reg in zip(grids, samples, registrations):
-        pixel_map = geometry.grid_to_pixels(grid, reg)
+        pixel_map = upsampling.grid_to_pixels(grid, reg)
         masks = sample.scene.object_masks()
         named, everything = masks[sample.object_index], masks.any(axis=0)
         outcomes.append(pointing_outcome(pixel_map, masks, sample.object_index))
@@ -291,7 +259,7 @@ def _score_maps(grids: Sequence[np.ndarray], samples: Sequence[NamedObject], reg
 
 
 def _scores(outcomes: np.ndarray, shares: np.ndarray) -> dict:
-    return {"pointing": proportion(outcomes == "named"), "energy_share": mean_with_ci(shares)}
+    return {"pointing": proportion(outcomes == "named"), "energy_share": mean_interval(shares)}
 
 
 def _summary(scored: dict) -> dict:
@@ -342,7 +310,7 @@ def uniform_baseline(samples: Sequence[NamedObject]) -> dict:
         masks = s.scene.object_masks()
         hits.append(uniform_pointing(masks[s.object_index]))
         shares.append(uniform_energy_share(masks[s.object_index], masks.any(axis=0)))
-    return {"pointing": mean_with_ci(hits), "energy_share": mean_with_ci(shares)}
+    return {"pointing": mean_interval(hits), "energy_share": mean_interval(shares)}
 
 
 @torch.no_grad()
@@ -369,8 +337,8 @@ def object_removal(clip: LoadedClip, samples: Sequence[NamedObject], pixels: tor
     others = [np.delete(d, s.object_index) for d, s in zip(drops, samples)]
     return {
         "n_scenes": len(samples),
-        "named_object_drop": mean_with_ci(named),
-        "other_object_drop": mean_with_ci(np.array([o.mean() for o in others])),
+        "named_object_drop": mean_interval(named),
+        "other_object_drop": mean_interval(np.array([o.mean() for o in others])),
         "pointing": proportion(np.array([int(np.argmax(d)) == s.object_index for d, s in zip(drops, samples)])),
         "other_object_raises_score": proportion(np.concatenate(others) < 0),
     }
