@@ -74,22 +74,62 @@ def word_importance_table(df: pd.DataFrame, top_n: int | None = 1000, *, sentenc
     empty words (pure punctuation) are left out before ranking — but after the per-sentence normalisation,
     which uses every row of the sentence (the sentence maximum is over all its words).
 
-    Returns columns ``word, count, n_sentences, mean_importance, sd_importance, rank`` sorted by rank.
+    Returns columns ``word, count, n_sentences, mean_importance, sd_importance, rank`` sorted by rank. One code
+    path with the workflow's shard-by-shard table: this is :func:`combine_word_partials` of one
+    :func:`word_importance_partial`.
     """
-    norm = normalise_per_sentence(df, sentence_col, importance_col)
-    norm["word_clean"] = norm[word_col].map(clean_word)
+    rows = df.rename(columns={sentence_col: "sentence_id", word_col: "word", importance_col: "importance"})
+    return combine_word_partials([word_importance_partial(rows)], top_n, exclude)
+
+
+PARTIAL_COLUMNS = ("word", "count", "n_valid", "sum", "sumsq", "n_sentences")
+PARTIAL_DTYPES = {"count": "int64", "n_valid": "int64", "sum": "float64", "sumsq": "float64", "n_sentences": "int64"}
+
+
+def word_importance_partial(importances: pd.DataFrame) -> pd.DataFrame:
+    """Per cleaned word of one shard: occurrences (``count``), occurrences with a defined normalised importance
+    (``n_valid``), their ``sum`` and ``sumsq``, and ``n_sentences`` — additive over shards that hold disjoint
+    sentences. Normalisation is per sentence (max = 1; :func:`normalise_per_sentence`)."""
+    norm = normalise_per_sentence(importances)
+    norm["word_clean"] = norm["word"].map(clean_word)
+    norm = norm[norm["word_clean"] != ""]
+    v = norm["importance_norm"]
+    norm = norm.assign(_valid=v.notna().astype(int), _v=v.fillna(0.0), _v2=v.fillna(0.0) ** 2)
+    g = norm.groupby("word_clean")
+    out = pd.DataFrame({"count": g.size(), "n_valid": g["_valid"].sum(), "sum": g["_v"].sum(),
+                        "sumsq": g["_v2"].sum(), "n_sentences": g["sentence_id"].nunique()})
+    return out.rename_axis("word").reset_index()[list(PARTIAL_COLUMNS)].astype(PARTIAL_DTYPES)
+
+
+def combine_word_partials(partials: Iterable[pd.DataFrame], top_n: int | None = 1000,
+                          exclude: Iterable[str] = ()) -> pd.DataFrame:
+    """Add per-shard partials and finish the table (what :func:`word_importance_table` returns:
+    columns, ranking, tie-breaking and ``exclude``). A partial without rows (a shard without
+    captions) adds nothing, whatever the dtypes of its empty columns."""
+    total, n_partials = None, 0
+    for p in partials:
+        n_partials += 1
+        if p.empty:
+            continue
+        p = p.set_index("word")[list(PARTIAL_COLUMNS[1:])].astype(PARTIAL_DTYPES)
+        total = p if total is None else total.add(p, fill_value=0)
+    if n_partials == 0:
+        raise ValueError("no word-importance shards")
+    if total is None:
+        raise ValueError(f"no captions in any of the {n_partials} word-importance shard(s)")
+    total = total.astype(PARTIAL_DTYPES)  # add() with fill_value gives floats
     excluded = {clean_word(w) for w in exclude}
-    norm = norm[(norm["word_clean"] != "") & ~norm["word_clean"].isin(excluded)]
-    stats = norm.groupby("word_clean").agg(
-        count=("importance_norm", "size"),
-        n_sentences=(sentence_col, "nunique"),
-        mean_importance=("importance_norm", "mean"),
-        sd_importance=("importance_norm", "std"),
-    )
-    stats = stats.reset_index().rename(columns={"word_clean": "word"})
+    total = total[~total.index.isin(excluded)]
+    n = total["n_valid"].astype(float)
+    mean = total["sum"] / n.where(n > 0)
+    var = (total["sumsq"] - total["sum"] ** 2 / n.where(n > 0)) / (n - 1).where(n > 1)
+    stats = pd.DataFrame({"word": total.index, "count": total["count"].astype(int).to_numpy(),
+                          "n_sentences": total["n_sentences"].astype(int).to_numpy(),
+                          "mean_importance": mean.to_numpy(), "sd_importance": np.sqrt(var.clip(lower=0)).to_numpy()})
     stats = stats.sort_values(["count", "word"], ascending=[False, True], kind="mergesort").reset_index(drop=True)
     stats["rank"] = np.arange(1, len(stats) + 1)
     return stats if top_n is None else stats.head(top_n).copy()
+
 
 
 # ----------------------------------------------------------------------------------- concreteness

@@ -9,8 +9,8 @@ model.
 * §V-A — :func:`addibility_summary` (image-map shards + the addibility design → Table VIII, t-tests, Fig. 14
   points, regressions). Streams shard by shard.
 * §V-C — :func:`concreteness_summary` (word-importance CSV shards → :class:`~analysis.concreteness.ConcretenessStudy`).
-  Each shard is reduced to per-word sums (:func:`word_importance_partial`) and the partials are added
-  (:func:`combine_word_partials`), so memory does not grow with the number of captions.
+  Each shard is reduced to per-word sums (``analysis.concreteness.word_importance_partial``) and the partials are
+  added (``combine_word_partials``), so memory does not grow with the number of captions.
 
 Maps: an image map is put on the image's pixels with ``gradeclip.upsampling.grid_to_pixels`` (raw values, bilinear,
 0 outside the model's view) unless a step says otherwise.
@@ -469,8 +469,6 @@ def addibility_summary(map_shards: Iterable[str | os.PathLike], addibility_desig
 
 
 # ------------------------------------------------------------------------------------------ §V-C
-PARTIAL_COLUMNS = ("word", "count", "n_valid", "sum", "sumsq", "n_sentences")
-PARTIAL_DTYPES = {"count": "int64", "n_valid": "int64", "sum": "float64", "sumsq": "float64", "n_sentences": "int64"}
 WORD_SHARD_DTYPES = {"caption_id": str, "image_id": str, "word": str, "word_index": "int64", "is_word": "int64",
                      "importance": "float64"}
 
@@ -489,51 +487,6 @@ def read_word_shard(path: str | os.PathLike, words_only: bool = True) -> pd.Data
     return df.rename(columns={"caption_id": "sentence_id"})
 
 
-def word_importance_partial(importances: pd.DataFrame) -> pd.DataFrame:
-    """Per cleaned word of one shard: occurrences (``count``), occurrences with a defined normalised importance
-    (``n_valid``), their ``sum`` and ``sumsq``, and ``n_sentences`` — additive over shards that hold disjoint
-    sentences. Normalisation is per sentence (max = 1; :func:`analysis.concreteness.normalise_per_sentence`)."""
-    norm = CO.normalise_per_sentence(importances)
-    norm["word_clean"] = norm["word"].map(CO.clean_word)
-    norm = norm[norm["word_clean"] != ""]
-    v = norm["importance_norm"]
-    norm = norm.assign(_valid=v.notna().astype(int), _v=v.fillna(0.0), _v2=v.fillna(0.0) ** 2)
-    g = norm.groupby("word_clean")
-    out = pd.DataFrame({"count": g.size(), "n_valid": g["_valid"].sum(), "sum": g["_v"].sum(),
-                        "sumsq": g["_v2"].sum(), "n_sentences": g["sentence_id"].nunique()})
-    return out.rename_axis("word").reset_index()[list(PARTIAL_COLUMNS)].astype(PARTIAL_DTYPES)
-
-
-def combine_word_partials(partials: Iterable[pd.DataFrame], top_n: int | None = 1000,
-                          exclude: Iterable[str] = ()) -> pd.DataFrame:
-    """Add per-shard partials and finish the table as :func:`analysis.concreteness.word_importance_table`
-    does (same columns, ranking, tie-breaking and ``exclude``). A partial without rows (a shard without
-    captions) adds nothing, whatever the dtypes of its empty columns."""
-    total, n_partials = None, 0
-    for p in partials:
-        n_partials += 1
-        if p.empty:
-            continue
-        p = p.set_index("word")[list(PARTIAL_COLUMNS[1:])].astype(PARTIAL_DTYPES)
-        total = p if total is None else total.add(p, fill_value=0)
-    if n_partials == 0:
-        raise ValueError("no word-importance shards")
-    if total is None:
-        raise ValueError(f"no captions in any of the {n_partials} word-importance shard(s)")
-    total = total.astype(PARTIAL_DTYPES)  # add() with fill_value gives floats
-    excluded = {CO.clean_word(w) for w in exclude}
-    total = total[~total.index.isin(excluded)]
-    n = total["n_valid"].astype(float)
-    mean = total["sum"] / n.where(n > 0)
-    var = (total["sumsq"] - total["sum"] ** 2 / n.where(n > 0)) / (n - 1).where(n > 1)
-    stats = pd.DataFrame({"word": total.index, "count": total["count"].astype(int).to_numpy(),
-                          "n_sentences": total["n_sentences"].astype(int).to_numpy(),
-                          "mean_importance": mean.to_numpy(), "sd_importance": np.sqrt(var.clip(lower=0)).to_numpy()})
-    stats = stats.sort_values(["count", "word"], ascending=[False, True], kind="mergesort").reset_index(drop=True)
-    stats["rank"] = np.arange(1, len(stats) + 1)
-    return stats if top_n is None else stats.head(top_n).copy()
-
-
 def concreteness_words(word_csv_shards: Iterable[str | os.PathLike], top_n: int | None = 1000, *,
                        exclude: Iterable[str] = (), words_only: bool = True) -> pd.DataFrame:
     """The word-importance table of all shards, read one shard at a time (memory: one shard + the vocabulary).
@@ -547,8 +500,8 @@ def concreteness_words(word_csv_shards: Iterable[str | os.PathLike], top_n: int 
         if again:
             raise ValueError(f"{path}: caption(s) already seen in another shard: {sorted(again)[:5]}")
         seen |= ids
-        partials.append(word_importance_partial(df))
-    return combine_word_partials(partials, top_n, exclude)
+        partials.append(CO.word_importance_partial(df))
+    return CO.combine_word_partials(partials, top_n, exclude)
 
 
 def concreteness_summary(word_csv_shards: Iterable[str | os.PathLike], top_n: int | None = 1000, *,

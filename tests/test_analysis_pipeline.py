@@ -251,6 +251,21 @@ def _random_captions(rng, start, n):
     return out
 
 
+def _plain_word_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The word table written directly with pandas (means and SDs over all rows at once, NaN skipped): what the
+    summed partials must reproduce."""
+    peak = df.groupby("sentence_id")["importance"].transform("max")
+    norm = df.assign(importance_norm=df["importance"] / peak.where(peak > 0), word_clean=df["word"].map(C.clean_word))
+    norm = norm[norm["word_clean"] != ""]
+    stats = norm.groupby("word_clean").agg(count=("importance_norm", "size"), n_sentences=("sentence_id", "nunique"),
+                                           mean_importance=("importance_norm", "mean"),
+                                           sd_importance=("importance_norm", "std"))
+    stats = stats.reset_index().rename(columns={"word_clean": "word"})
+    stats = stats.sort_values(["count", "word"], ascending=[False, True], kind="mergesort").reset_index(drop=True)
+    stats["rank"] = np.arange(1, len(stats) + 1)
+    return stats
+
+
 def test_concreteness_over_shards_equals_over_concatenation(tmp_path):
     rng = np.random.default_rng(1)
     caps1, caps2 = _random_captions(rng, 0, 25), _random_captions(rng, 25, 30)
@@ -262,6 +277,9 @@ def test_concreteness_over_shards_equals_over_concatenation(tmp_path):
     both = pd.concat([P.read_word_shard(s1), P.read_word_shard(s2)], ignore_index=True)
     whole = C.word_importance_table(both, top_n=None)
     pd.testing.assert_frame_equal(split.reset_index(drop=True), whole.reset_index(drop=True), check_dtype=False,
+                                  rtol=1e-9, atol=1e-12)
+    # both go through one code path (sums per shard); a plain groupby over all rows is the independent reference
+    pd.testing.assert_frame_equal(whole.reset_index(drop=True), _plain_word_table(both), check_dtype=False,
                                   rtol=1e-9, atol=1e-12)
     assert "." not in set(split["word"]) and split["mean_importance"].max() <= 1.0
     top = P.concreteness_words([s1, s2], top_n=3, exclude=["a"])
@@ -280,7 +298,7 @@ def test_a_text_shard_without_captions_adds_nothing(tmp_path):
     assert explain_text_jobs(None, [], empty) == 0
     words = P.read_word_shard(empty)
     assert words.empty and words["importance"].dtype == np.float64 and words["word_index"].dtype == np.int64
-    partial = P.word_importance_partial(words)
+    partial = C.word_importance_partial(words)
     assert partial.empty and partial["sum"].dtype == np.float64 and partial["count"].dtype == np.int64
     full = write_word_shard(tmp_path / "w0.csv", _random_captions(np.random.default_rng(3), 0, 12))
     pd.testing.assert_frame_equal(P.concreteness_words([empty, full, empty], top_n=None),
