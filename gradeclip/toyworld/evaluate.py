@@ -40,20 +40,19 @@ import torch.nn.functional as F
 from PIL import Image
 
 from gradeclip import geometry, metrics, upsampling
-from gradeclip.baselines import (ExplainFunction, gradient_saliency, gradient_times_input, own_text_maps,
-                                 raw_attention, score_gradient)
+from gradeclip.baselines import ExplainFunction, get_method, own_text_maps
 from gradeclip.explainer import GradECLIP
 from gradeclip.files import atomic_write_bytes
 from gradeclip.intervals import mean_interval, proportion
 from gradeclip.method import recomputed_forward
 from gradeclip.metrics import (POINTING_OUTCOMES, distance_to_mask, pointing_outcome, uniform_energy_share,
                               uniform_pointing)
-from gradeclip.models import LoadedClip, load_clip
+from gradeclip.models import LoadedClip
 from gradeclip.options import HEADS
 from gradeclip.toyworld.captions import unique_referring_expressions
 from gradeclip.toyworld.layout import ToyWorldConfig
 from gradeclip.toyworld.scenes import ToyScene, generate_scene, render_without_object
-from gradeclip.toyworld.train import EVAL_SEEDS, MODEL_NAME, VALIDATION_SEEDS
+from gradeclip.toyworld.train import EVAL_SEEDS, VALIDATION_SEEDS
 from gradeclip.toyworld.vocabulary import COLORS, MATERIALS, SHAPES, SIZES
 
 ZERO_SHOT_SEED, LOCALISATION_SEED = EVAL_SEEDS
@@ -70,6 +69,9 @@ LOCALISATION_OBJECTS = (2, 4)  # fewest and most objects in a localisation scene
 # spawn_key), a stream independent of the one that generated the scene: drawn from the scene's own generator again,
 # its first number repeated the draw that set the object count, and every two-object scene named object 0.
 NAMED_OBJECT_STREAM = 1
+# the model card's baselines: its JSON key -> the registry's name (gradeclip.baselines.METHODS)
+MODEL_CARD_BASELINES = {"raw_attention": "raw-attention", "input_gradient": "input-gradient",
+                        "gradient_x_input": "gradient-x-input"}
 TARGETS = {"zero_shot": {"color": 0.9, "shape": 0.8, "size": 0.8},
            "pointing": 0.65, "energy_share": 0.75, "margin_over_raw_attention": 0.15}
 
@@ -349,8 +351,9 @@ def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATI
                          image_layers: int = 1) -> dict:
     """Pointing game and energy share of Grad-ECLIP (``image_layers``: the number of last blocks whose maps it sums,
     1 in the paper; ``spatial``: its spatial weight, the paper's "loosened" or
-    the ablations "softmax" / "none"), the raw class-token attention, two gradient baselines
-    (``gradient_saliency``, ``gradient_times_input``) and a uniform map."""
+    the ablations "softmax" / "none"), and the baselines of :data:`MODEL_CARD_BASELINES`
+    (the registry's raw-attention, input-gradient and gradient-x-input, run by :func:`method_maps` as any method is)
+    and a uniform map."""
     samples = localisation_samples(n_scenes, model_input_size(clip), seed)
     pixels, registrations = scene_inputs(clip, [s.scene for s in samples])
     explainers = {h: GradECLIP(clip, heads=h, spatial=spatial, image_layers=image_layers) for h in heads}
@@ -359,24 +362,23 @@ def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATI
     grids = {h: [] for h in heads}
     gaps = {h: [] for h in heads}
     lambdas = {h: [] for h in heads}
-    raw, input_gradient, gradient_x_input = [], [], []
     for start in range(0, len(samples), batch_size):
         batch = slice(start, start + batch_size)
-        gradient = score_gradient(clip, pixels[batch], text_embeddings[batch])
-        input_gradient.append(gradient_saliency(gradient).cpu().double().numpy())
-        gradient_x_input.append(gradient_times_input(gradient, pixels[batch]).cpu().double().numpy())
         for h, explainer in explainers.items():
             own_grids, own_gaps = own_text_maps(explainer, pixels[batch], text_embeddings[batch])
             grids[h].append(own_grids.cpu().double().numpy())
             gaps[h].append(own_gaps.cpu())
             if spatial != "none":
                 lambdas[h].append(spatial_weights(explainer, pixels[batch]).cpu().double().numpy())
-        raw.append(raw_attention(clip, pixels[batch], []).cpu().double().numpy())
 
-    raw_summary = _summary(_score_maps(np.concatenate(raw), samples, registrations))
-    # model-agnostic baselines, the same for either mode of Grad-ECLIP
-    baselines = {"input_gradient": _summary(_score_maps(np.concatenate(input_gradient), samples, registrations)),
-                 "gradient_x_input": _summary(_score_maps(np.concatenate(gradient_x_input), samples, registrations))}
+    # the baselines, the same for either mode of Grad-ECLIP: the registry's methods, scored like any other method
+    baselines = {}
+    for key, name in MODEL_CARD_BASELINES.items():
+        maps = method_maps(get_method(name), clip, pixels, [s.text for s in samples], batch_size, name)
+        if any(m is None for m in maps):
+            raise ValueError(f"{name} gave a map that is not finite on the model card's scenes")
+        baselines[key] = _summary(_score_maps(maps, samples, registrations))
+    raw_summary = baselines.pop("raw_attention")
     groups, named_groups = scene_groups(samples), named_object_groups(samples)
     uniform_summary = uniform_baseline(samples)
     areas = [s.scene.object_masks()[s.object_index].mean() for s in samples]
@@ -410,15 +412,26 @@ def localisation_metrics(clip: LoadedClip, n_scenes: int, seed: int = LOCALISATI
 # ---------------------------------------------------------------------------------------------------------------
 # Any explanation method
 # ---------------------------------------------------------------------------------------------------------------
-def _checked_maps(maps, samples: Sequence[NamedObject], first: int, method: str) -> list[Optional[np.ndarray]]:
-    """The B maps of one call as float64 arrays; None for a map that is not finite everywhere. A result of the
+def _checked_maps(maps, n: int, first: int, method: str) -> list[Optional[np.ndarray]]:
+    """The ``n`` maps of one call as float64 arrays; None for a map that is not finite everywhere. A result of the
     wrong shape breaks the method's contract and raises."""
     maps = maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else np.asarray(maps)
-    if maps.ndim != 3 or len(maps) != len(samples):
-        raise ValueError(f"{method} returned maps of shape {tuple(maps.shape)} for {len(samples)} scenes "
-                         f"(scenes {first}..{first + len(samples) - 1}); expected ({len(samples)}, h, w)")
+    if maps.ndim != 3 or len(maps) != n:
+        raise ValueError(f"{method} returned maps of shape {tuple(maps.shape)} for {n} scenes "
+                         f"(scenes {first}..{first + n - 1}); expected ({n}, h, w)")
     maps = maps.astype(np.float64)
     return [m if np.isfinite(m).all() else None for m in maps]
+
+
+def method_maps(explain: ExplainFunction, clip: LoadedClip, pixels: torch.Tensor, texts: Sequence[str],
+                batch_size: int, name: str) -> list[Optional[np.ndarray]]:
+    """The grid maps of any explanation method for image i and text i, ``batch_size`` at a time (float64; None for a
+    map that is not finite): the one loop by which the model card and the benchmark run a method."""
+    grids: list[Optional[np.ndarray]] = []
+    for start in range(0, len(texts), batch_size):
+        batch = list(texts[start:start + batch_size])
+        grids += _checked_maps(explain(clip, pixels[start:start + len(batch)], batch), len(batch), start, name)
+    return grids
 
 
 def benchmark_explanations(explain: ExplainFunction, clip: LoadedClip, n_scenes: int = 1000, split: str = "test",
@@ -435,11 +448,7 @@ def benchmark_explanations(explain: ExplainFunction, clip: LoadedClip, n_scenes:
     seed = SPLIT_SEEDS[split][1]
     samples = localisation_samples(n_scenes, model_input_size(clip), seed)
     pixels, registrations = scene_inputs(clip, [s.scene for s in samples])
-    grids: list[Optional[np.ndarray]] = []
-    for start in range(0, len(samples), batch_size):
-        batch = samples[start:start + batch_size]
-        grids += _checked_maps(explain(clip, pixels[start:start + len(batch)], [s.text for s in batch]), batch,
-                               start, name)
+    grids = method_maps(explain, clip, pixels, [s.text for s in samples], batch_size, name)
     scored_at = [i for i, g in enumerate(grids) if g is not None]
     kept = [samples[i] for i in scored_at]
     out = {"method": name, "model": _model_record(clip), "split": split, "seed": seed, "n_scenes": len(samples),
@@ -536,11 +545,6 @@ def evaluate_clip(clip: LoadedClip, n_scenes: int = 1000, n_zero_shot: Optional[
     }
     metrics["targets_met"] = check_targets(metrics)
     return metrics
-
-
-def evaluate_checkpoint(checkpoint: os.PathLike | str, model_name: str = MODEL_NAME, **kwargs) -> dict:
-    """Load a toy checkpoint the way any local checkpoint is loaded and evaluate it."""
-    return evaluate_clip(load_clip(model_name, str(checkpoint)), **kwargs)
 
 
 def write_json(data: dict, path: os.PathLike | str) -> Path:
