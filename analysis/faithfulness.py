@@ -10,14 +10,21 @@ AUC lower = more faithful, insertion AUC and IMD higher = more faithful; differe
 """
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from gradeclip.files import atomic_write_text
+
 from .stats import holm, paired_test, proportion_ci
+
+# Lazy imports below, each for one reason: gradeclip.faithfulness (torch, the models) only in the functions that run a
+# task, so that the tables, figures and findings need neither; matplotlib (slow to import) only where a figure is drawn.
 
 AUC_METRICS = ("deletion", "insertion", "imd")
 #: A method's map "changed" under the randomisation test when the upper 95% bound of its mean rank correlation with
@@ -267,7 +274,7 @@ def randomisation_table(correlations: Mapping[str, np.ndarray], levels: Sequence
 def curves_figure(means: pd.DataFrame, task: str, target: str, measures: Sequence[str], x_label: str):
     """Fig. 8: mean deletion (left) and insertion (right) curves of every method for one task and target, one row
     per measure; x the fraction of the pixels (or words) changed."""
-    import matplotlib
+    import matplotlib  # lazy: see the imports
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -413,7 +420,7 @@ TASKS = ("classification", "retrieval", "text", "localisation", "layers", "criti
 
 def settings_from_config(options: Mapping):
     """``faithfulness.PerturbationSettings`` from the workflow's ``faithfulness`` config block."""
-    from gradeclip.faithfulness import PerturbationSettings
+    from gradeclip.faithfulness import PerturbationSettings  # lazy (torch): see the imports
 
     return PerturbationSettings(steps=int(options["steps"]), step_fraction=float(options["step_fraction"]),
                                 score_every=int(options["score_every"]),
@@ -425,7 +432,7 @@ def settings_from_config(options: Mapping):
 def toy_data(task: str, n_images: int, image_size: int):
     """The toy world's data of a task (``gradeclip.faithfulness``): labelled single-object scenes, captioned scenes,
     or scenes with a named object and its exact mask."""
-    from gradeclip import faithfulness as fa
+    from gradeclip import faithfulness as fa  # lazy (torch): see the imports
 
     if task == "classification":
         return fa.toy_classification(n_images, image_size)
@@ -438,7 +445,7 @@ def paper_data(task: str, data: Mapping, options: Mapping):
     """The paper's data of a task (``gradeclip.faithfulness``): ImageNet val images with their labels, COCO Karpathy
     val images with their first caption, or those with a named COCO category and its instances' mask; ``data`` the
     paths (the workflow's), ``options`` the faithfulness config (n_images, seed_data, imagenet_templates/classes)."""
-    from gradeclip import faithfulness as fa
+    from gradeclip import faithfulness as fa  # lazy (torch): see the imports
 
     n, seed = int(options["n_images"]), int(options.get("seed_data", 0))
     if task == "classification":
@@ -457,7 +464,7 @@ def _all_methods(options: Mapping) -> list[str]:
 def run_task(task: str, clip, data_for, options: Mapping) -> dict[str, object]:
     """Run one task and return what it writes: ``<name>`` -> DataFrame (per-image records, mean curves, tables) or
     dict (unperturbed scores). ``data_for(kind)``: the data of "classification", "retrieval" or "localisation"."""
-    from gradeclip import faithfulness as fa
+    from gradeclip import faithfulness as fa  # lazy (torch): see the imports
 
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
@@ -510,11 +517,6 @@ def run_task(task: str, clip, data_for, options: Mapping) -> dict[str, object]:
 def write_task(out_dir, written: Mapping[str, object]) -> None:
     """Each DataFrame as ``<name>.csv``, each dict as ``<name>.json``, atomically; a ``done.json`` last (what the
     tables rule checks)."""
-    import json
-    from pathlib import Path
-
-    from gradeclip.files import atomic_write_text
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, value in written.items():
@@ -527,9 +529,6 @@ def write_task(out_dir, written: Mapping[str, object]) -> None:
 
 def read_task(task_dir) -> dict[str, object]:
     """What :func:`write_task` wrote (refuses a folder without ``done.json``: an interrupted job)."""
-    import json
-    from pathlib import Path
-
     folder = Path(task_dir)
     if not (folder / "done.json").is_file():
         raise FileNotFoundError(f"{folder}: no done.json (the task did not finish); rerun its job")

@@ -17,6 +17,7 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 import seaborn as sns
+import statsmodels.api as sm
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -116,7 +117,7 @@ def _labelled(data: pd.DataFrame, y: str, annotate: int | None) -> pd.DataFrame:
 def label_points(ax, data: pd.DataFrame, x: str, y: str, label: str = "word") -> list:
     """Label each row's point with its ``label`` text, placed by adjustText so that no label overlaps another (or a
     point), with a thin line to the point when a label had to move. Returns the text artists."""
-    from adjustText import adjust_text
+    from adjustText import adjust_text  # lazy: only the labelled figures (17, 18) need it
 
     texts = [ax.text(r[x], r[y], str(r[label]), fontsize=8) for _, r in data.iterrows()]
     if texts:
@@ -147,8 +148,6 @@ def fig18(words: pd.DataFrame, x: str = "concreteness", y: str = "mean_importanc
           annotate: int | None = None) -> Figure:
     """Fig. 18: importance vs. concreteness, with the OLS line (red dashed), its 95% confidence band (the mean's
     interval, statsmodels ``get_prediction``), its statistics, and word labels as in :func:`fig17`."""
-    import statsmodels.api as sm
-
     data = words.dropna(subset=[x, y])
     fig = _figure(8, 6)
     ax = fig.add_subplot()

@@ -28,7 +28,8 @@ import pandas as pd
 import yaml
 from scipy import stats as sps
 
-from .attributes import DEFAULT_KL_EPS, HIGHER_IS_BETTER, KL_SENSITIVITY_EPS, METRIC_LABELS
+from .attributes import (DEFAULT_KL_EPS, DEFAULT_OT_GRID, EMPTY_MAP_POLICY, HIGHER_IS_BETTER, KL_SENSITIVITY_EPS,
+                         METRIC_LABELS)
 from .stats import (minimum_detectable_dz, paired_n_for_power, paired_power, tost_power, z_minimum_detectable,
                     z_power)
 
@@ -581,8 +582,6 @@ def toy_banner(modes: Mapping[str, Tables]) -> str:
 
 def methods_notes(ref: Mapping) -> list[str]:
     """The rules every number of the report follows (the report's last section)."""
-    from .attributes import DEFAULT_OT_GRID, EMPTY_MAP_POLICY
-
     margin = equivalence_margins(ref)
     metric = next(iter(margin))
     eps = sorted({DEFAULT_KL_EPS, *KL_SENSITIVITY_EPS}, reverse=True)

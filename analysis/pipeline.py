@@ -28,13 +28,18 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from gradeclip.batch import read_image_maps
+from gradeclip.io import load_image, read_instance_mask
 from gradeclip.upsampling import grid_to_pixels
 
 from . import addibility as AD
 from . import attributes as AT
 from . import concreteness as CO
-from .design import LOCATION_ABLATION
+from .design import LOCATION_ABLATION, StudyDesign
+from .stats import proportion_ci
 from .tables import read_table, write_table
+
+# Lazy imports below: .figures and .gallery (matplotlib, slow to import) only where a figure is drawn.
 
 MapKey = tuple[str, str]
 TableLike = pd.DataFrame | str | os.PathLike
@@ -47,8 +52,6 @@ def _table(t: TableLike) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------- maps
 def iter_stored_maps(map_shards: str | os.PathLike | Iterable[str | os.PathLike]):
     """The ``gradeclip.batch.StoredMap`` rows of one shard or several, shard by shard."""
-    from gradeclip.batch import read_image_maps
-
     shards = [map_shards] if isinstance(map_shards, (str, os.PathLike)) else list(map_shards)
     for path in shards:
         yield from read_image_maps(path)
@@ -117,8 +120,6 @@ def collect_maps(map_shards, keys: Iterable[MapKey] | None = None, resolution: s
 
 # ------------------------------------------------------------------------------------------ masks
 def _read_instance_mask(path) -> np.ndarray:
-    from gradeclip.io import read_instance_mask
-
     return np.asarray(read_instance_mask(path))
 
 
@@ -299,8 +300,6 @@ def colour_breakdown(metrics: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame
 
 
 def proportion_ci_row(hits: pd.Series, alpha: float = 0.05) -> dict:
-    from .stats import proportion_ci
-
     return proportion_ci(int(hits.sum()), len(hits), alpha=alpha)
 
 
@@ -562,9 +561,6 @@ def study_galleries(design_dir: str | os.PathLike, map_shards: Iterable[str | os
     Figs. 15 and 16 for the richest image of the attribute design (``analysis.gallery.gallery_plan``). ``words``:
     the word importances of the gallery texts (``gradeclip.batch`` CSV of ``gallery_text_jobs``) for the text heat
     maps."""
-    from gradeclip.io import load_image
-
-    from .design import StudyDesign
     from .gallery import (addibility_gallery_keys, addibility_gallery_rows, attribute_gallery_keys,
                           attribute_gallery_rows, gallery_plan, heatmap_gallery, mask_map_rows, word_importances)
 

@@ -29,9 +29,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 
+import jinja2
 import matplotlib
 import numpy as np
 import pandas as pd
+from markupsafe import Markup
 
 from gradeclip.files import atomic_path, atomic_write, atomic_write_bytes, atomic_write_text
 
@@ -489,9 +491,6 @@ def render_report(out_html: str | os.PathLike, tables: Mapping | None = None, fi
     (figures). findings: paragraphs per section id (``analysis.findings.findings``), at the top of each section;
     banner: a framed statement at the top (the toy world's); methods: the rules the numbers follow, in a last section.
     """
-    import jinja2
-    from markupsafe import Markup
-
     tables, figures = dict(tables or {}), {**dict(figures or {}), **dict(galleries or {})}
     modes = {m: (dict(t or {}), dict(f or {})) for m, (t, f) in (modes or {}).items()}
     findings = dict(findings or {})

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import inspect
 import math
+import pkgutil
+import sys
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -38,7 +40,7 @@ import torch.nn.functional as F
 
 from . import method
 from .adapters import AttentionWeights, ImageTower, UnsupportedModelError
-from .explainer import GradECLIP
+from .explainer import GradECLIP, ImageExplanation
 from .models import LoadedClip
 
 Tensor = torch.Tensor
@@ -708,9 +710,6 @@ def resolve_method(spec: str, options: Optional[dict] = None, flag: str = "metho
     """A registered method's name (with ``options`` bound, ``get_method``), or MODULE:FUNCTION, a function of the
     user's resolved by the standard library's ``pkgutil.resolve_name`` (the working directory importable, as it is
     under ``python -m``: the ``gradeclip`` console script puts its own folder first on sys.path instead)."""
-    import pkgutil
-    import sys
-
     if spec in METHODS:
         return get_method(spec, **(options or {}))
     if options:
@@ -743,8 +742,6 @@ def explain_image(explainer: GradECLIP, explain: ExplainFunction, image, texts: 
     ``ImageExplanation``s (what ``gradeclip explain --method`` writes): the image prepared by the explainer
     (standard or keep-aspect input, with its registration), the method called once on K copies of it, and
     ``score`` = ``model_score`` = the model's own cosine (a baseline explains the model itself)."""
-    from .explainer import ImageExplanation
-
     texts = list(texts)
     if text_embeddings is None:
         text_embeddings = explainer.encode_texts(texts)

@@ -27,6 +27,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw
+
+from .clevr import read_scenes
 
 COCO_IMAGES = "val2014"
 COCO_INSTANCES = "annotations/instances_val2014.json"
@@ -97,8 +100,6 @@ def study_clevr_scenes(scenes, n_images: int | None, seed: int) -> list[dict]:
     """The CLEVR scenes of the study: ``n_images`` of a scenes document, its path or a list of scenes, by
     :func:`seeded_sample`. The SAM masks and the attribute design both call this."""
     if isinstance(scenes, (str, os.PathLike)):
-        from .clevr import read_scenes
-
         scenes = read_scenes(scenes)
     if isinstance(scenes, Mapping):
         scenes = scenes["scenes"]
@@ -225,8 +226,6 @@ def check_coco_root(coco_root: str | os.PathLike, karpathy_json: str | os.PathLi
 def check_clevr_root(clevr_root: str | os.PathLike, split: str = CLEVR_SPLIT) -> dict:
     """Check a CLEVR v1.0 folder: the scenes file is valid and every scene's image exists. Returns counts; raises
     :class:`DatasetLayoutError` naming missing files (:class:`gradeclip.clevr.SceneFormatError` for a bad file)."""
-    from .clevr import read_scenes
-
     clevr_root = Path(clevr_root)
     problems = root_problems("clevr", clevr_root, str(clevr_root))
     if problems:
@@ -299,8 +298,6 @@ def coco_annotation_mask(annotation: Mapping, height: int, width: int) -> np.nda
     """(height, width) bool mask of one COCO instance: polygons (``iscrowd`` 0) filled with PIL (outline included;
     pycocotools' own rasteriser can differ on boundary pixels), or RLE (``iscrowd`` 1: uncompressed counts,
     column-major, as in the instances files of 2014, or a compressed string), exactly as pycocotools decodes it."""
-    from PIL import Image, ImageDraw
-
     seg = annotation["segmentation"]
     if isinstance(seg, list):
         canvas = Image.new("L", (width, height), 0)

@@ -36,13 +36,25 @@ import zlib
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional, Sequence
 
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES, OPENAI_IMAGENET_TEMPLATES
+from PIL import Image
 
-from . import geometry, method, metrics, upsampling
+from . import baselines, geometry, method, metrics, upsampling
 from .adapters import ImageTower
+from .datasets import (check_imagenet_root, coco_annotation_mask, karpathy_image_path, load_coco_annotations,
+                       load_imagenet_labels, seeded_sample, study_coco_images)
+from .explainer import GradECLIP
+from .io import load_image
 from .models import LoadedClip
+from .toyworld import evaluate
+from .toyworld.captions import describe
+from .toyworld.vocabulary import COLORS, SHAPES
+from .words import align
 
 Tensor = torch.Tensor
 # explain(clip, pixels, texts) -> maps (B, h, w): the registry's interface (``baselines``)
@@ -89,16 +101,12 @@ class NamedObjects:
 
 
 def toy_class_prompts() -> list[str]:
-    from .toyworld.vocabulary import COLORS, SHAPES
-
     return [f"a {c} {s}" for c in COLORS for s in SHAPES]
 
 
 def toy_classification(n_images: int, image_size: int, seed: Optional[int] = None) -> LabelledImages:
     """Single-object toy scenes (the model card's zero-shot scenes of ``seed``, default its test seed), the class
     being "a <colour> <shape>" of the object (24 classes)."""
-    from .toyworld import evaluate
-
     scenes = evaluate.zero_shot_scenes(n_images, image_size, evaluate.ZERO_SHOT_SEED if seed is None else seed)
     prompts = toy_class_prompts()
     labels = [prompts.index(f"a {s.record['objects'][0]['color']} {s.record['objects'][0]['shape']}")
@@ -109,8 +117,6 @@ def toy_classification(n_images: int, image_size: int, seed: Optional[int] = Non
 
 def toy_localisation(n_images: int, image_size: int, seed: Optional[int] = None) -> NamedObjects:
     """The model card's localisation scenes (2-4 objects, one named by colour and shape, "a red cube")."""
-    from .toyworld import evaluate
-
     samples = evaluate.localisation_samples(n_images, image_size,
                                             evaluate.LOCALISATION_SEED if seed is None else seed)
     masks = [s.scene.object_masks() for s in samples]
@@ -124,8 +130,6 @@ def toy_localisation(n_images: int, image_size: int, seed: Optional[int] = None)
 
 def toy_caption(record: dict) -> str:
     """"a red cube and a blue sphere": colour and shape of every object, left to right."""
-    from .toyworld.captions import describe
-
     objects = record["objects"]
     order = sorted(range(len(objects)), key=lambda k: (objects[k]["pixel_coords"][0], k))
     return " and ".join(f"a {describe(objects[k], ('color', 'shape'))}" for k in order)
@@ -133,8 +137,6 @@ def toy_caption(record: dict) -> str:
 
 def toy_retrieval(n_images: int, image_size: int, seed: Optional[int] = None) -> CaptionedImages:
     """The localisation scenes, each with :func:`toy_caption`."""
-    from .toyworld import evaluate
-
     samples = evaluate.localisation_samples(n_images, image_size,
                                             evaluate.LOCALISATION_SEED if seed is None else seed)
     return CaptionedImages([f"toy_{i:05d}" for i in range(len(samples))], [s.scene.image for s in samples],
@@ -146,8 +148,6 @@ def toy_retrieval(n_images: int, image_size: int, seed: Optional[int] = None) ->
 # ---------------------------------------------------------------------------------------------------------------
 def model_inputs(clip: LoadedClip, images: Sequence[np.ndarray]) -> tuple[Tensor, list[geometry.Registration]]:
     """The model's standard preprocessing of uint8 images and where each input lies on its image."""
-    from PIL import Image
-
     prepared = [geometry.standard_input(Image.fromarray(np.asarray(im)), clip.preprocessing) for im in images]
     return torch.stack([p[0] for p in prepared]), [p[1] for p in prepared]
 
@@ -235,8 +235,6 @@ REFERENCE_METHOD = "grad-eclip"
 def grad_eclip_no_lambda(clip: LoadedClip, pixels: Tensor, texts: Sequence[str]) -> Tensor:
     """Grad-ECLIP without the spatial weight lambda (``spatial="none"``: lambda = 1, the paper's Table VII
     ablation), one head over all channels as the paper recomputes."""
-    from . import baselines
-
     return baselines.grad_eclip(clip, pixels, texts, heads="single", spatial="none")
 
 
@@ -259,16 +257,12 @@ def image_method(name: str) -> ExplainFunction:
     """A map method by name: one of :data:`EXTRA_METHODS` or of the registry (``baselines.get_method``)."""
     if name in EXTRA_METHODS:
         return EXTRA_METHODS[name]
-    from . import baselines
-
     return baselines.get_method(name)
 
 
 def image_methods(names: Sequence[str], clip: Optional[LoadedClip] = None) -> dict[str, ExplainFunction]:
     """The named methods; with ``clip``, each registry method is first checked to run on that model
     (``baselines.check_method``: a ViT-only method on a ResNet raises, naming it)."""
-    from . import baselines
-
     out = {}
     for name in names:
         if clip is not None and name not in EXTRA_METHODS:
@@ -285,11 +279,7 @@ TEXT_METHODS = ("grad-eclip", "grad-eclip-multi", "grad-eclip-no-lambda", "rando
 
 def grad_eclip_words(heads: str = "single", spatial: str = "loosened", text_layers: int = 8) -> WordExplainFunction:
     """Grad-ECLIP's word importances (raw, the sum over each word's tokens) of each caption for its own image."""
-    from .explainer import GradECLIP
-
     def explain(clip: LoadedClip, captions: Sequence[str], images: Sequence[np.ndarray]) -> list:
-        from PIL import Image
-
         explainer = GradECLIP(clip, heads=heads, spatial=spatial, text_layers=text_layers)
         explained = explainer.explain_text_pairs(list(captions), [Image.fromarray(np.asarray(im)) for im in images])
         return [([w.text for w in e.words if w.is_word], e.importance(normalize=None, words_only=True))
@@ -301,8 +291,6 @@ def grad_eclip_words(heads: str = "single", spatial: str = "loosened", text_laye
 def random_words(clip: LoadedClip, captions: Sequence[str], images: Sequence[np.ndarray], seed: int = 0) -> list:
     """Random word importances (the chance level of text deletion and insertion), seeded by ``seed`` and the
     caption's CRC-32."""
-    from .words import align
-
     out = []
     for caption in captions:
         words = [w.text for w in align(clip.tokenizer, caption).words if w.is_word]
@@ -466,8 +454,6 @@ def layer_faithfulness(clip: LoadedClip, labelled: Optional[LabelledImages], cap
                        batch_size: int = 32) -> list[MethodCurves]:
     """Table VI: Grad-ECLIP's curves with the maps of the last ``L`` image layers summed, for each L, on the
     classification (ground-truth class) and retrieval tasks; the method's name is ``layers=L``."""
-    from .explainer import GradECLIP
-
     methods = {}
     for count in layer_counts:
         explainer = GradECLIP(clip, image_layers=int(count), heads=heads)
@@ -639,15 +625,11 @@ IMAGENET_EXPLAIN_TEMPLATE = "a photo of a {}."
 
 
 def _read_rgb(path) -> np.ndarray:
-    from .io import load_image
-
     return np.asarray(load_image(path).convert("RGB"))
 
 
 def _short_side_at_most(image: np.ndarray, limit: Optional[int]) -> np.ndarray:
     """The authors' evaluation scripts first shrink an image whose short side exceeds 640 px."""
-    from PIL import Image
-
     h, w = image.shape[:2]
     if not limit or min(h, w) <= limit:
         return image
@@ -663,12 +645,7 @@ def imagenet_classification(root, labels_file, n_images: Optional[int], seed: in
     mean of the 80 OpenAI prompt embeddings (``templates="openai"``) or of ``explain_template`` alone
     (``"single"``). The methods explain ``explain_template`` of a class (one text: the registry's methods take
     strings; the authors' Grad-ECLIP explained the 80-prompt mean embedding)."""
-    from pathlib import Path
-
-    from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES, OPENAI_IMAGENET_TEMPLATES
-
-    from .datasets import load_imagenet_labels, seeded_sample
-
+    check_imagenet_root(root, labels_file)  # every labelled image is there, before any is read (names the missing)
     pairs = seeded_sample(load_imagenet_labels(labels_file), n_images, seed)
     chosen = sorted({c for _, c in pairs}) if classes == "present" else list(range(len(IMAGENET_CLASSNAMES)))
     if classes not in ("all", "present"):
@@ -688,8 +665,6 @@ def coco_retrieval(coco_root, karpathy_json, n_images: Optional[int], seed: int,
                    max_short_side: Optional[int] = 640) -> CaptionedImages:
     """``n_images`` of Karpathy's val split (the study's sampler), each with its first caption; the pool is these
     images (the paper: all 5,000)."""
-    from .datasets import karpathy_image_path, study_coco_images
-
     chosen = study_coco_images(karpathy_json, n_images, seed)
     return CaptionedImages([str(im["cocoid"]) for im in chosen],
                            [_short_side_at_most(_read_rgb(karpathy_image_path(coco_root, im)), max_short_side)
@@ -702,8 +677,6 @@ def coco_localisation(coco_root, instances_json, karpathy_json, n_images: Option
     """``n_images`` of Karpathy's val split with at least one instance, each with one of its categories (drawn
     with a generator seeded by ``seed`` and the image id): the text ``template`` of the category's name, the mask
     the union of its instances, the objects the union of all instances. Full resolution (masks are exact)."""
-    from .datasets import coco_annotation_mask, karpathy_image_path, load_coco_annotations, study_coco_images
-
     chosen = study_coco_images(karpathy_json, n_images, seed)
     doc = load_coco_annotations(instances_json, [im["cocoid"] for im in chosen])
     out = NamedObjects([], [], [], [], [], {"category": []})
