@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import method
+from . import method, metrics
 from .adapters import AttentionWeights, ImageTower, UnsupportedModelError
 from .explainer import GradECLIP, ImageExplanation
 from .models import LoadedClip
@@ -139,13 +139,6 @@ def _cosine_rows(features: Tensor, texts: Tensor) -> Tensor:
     features = F.normalize(features.float(), dim=-1)
     texts = F.normalize(texts.float().to(features.device), dim=-1)
     return torch.einsum("b...e,be->b...", features, texts)
-
-
-def minmax_maps(maps: Tensor) -> Tensor:
-    """Each map (B, h, w) min-max normalised to [0, 1]; a constant map becomes zeros (as ``upsampling.minmax``)."""
-    lo = maps.amin(dim=(-2, -1), keepdim=True)
-    span = maps.amax(dim=(-2, -1), keepdim=True) - lo
-    return torch.where(span > 0, (maps - lo) / span.clamp_min(torch.finfo(maps.dtype).tiny), torch.zeros_like(maps))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -332,7 +325,7 @@ def legrad(clip: LoadedClip, pixels: Tensor, texts: Sequence[str], layer_index: 
             gradient, = torch.autograd.grad(score.sum(), attention, retain_graph=True)
             total = total + gradient.float().clamp(min=0).mean(dim=1).mean(dim=1)  # heads, then query rows
     relevance = _spatial(tower, pixels, total)
-    return minmax_maps(relevance) if normalize else relevance
+    return metrics.minmax(relevance) if normalize else relevance
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -366,7 +359,7 @@ def maskclip(clip: LoadedClip, pixels: Tensor, texts: Sequence[str], normalize: 
         cells = features.flatten(2).transpose(1, 2)  # (N, h*w, C)
         dense = pool.out(F.linear(cells, pool.v_weight, pool.v_bias))
         sims = _cosine_rows(dense, targets).reshape(len(pixels), *features.shape[-2:])
-    return minmax_maps(sims) if normalize else sims
+    return metrics.minmax(sims) if normalize else sims
 
 
 # The 85 prompt templates of CLIP Surgery's ``encode_text_with_prompt_ensemble`` (xmed-lab/CLIP_Surgery clip/clip.py):
@@ -463,7 +456,7 @@ def clip_surgery(clip: LoadedClip, pixels: Tensor, texts: Sequence[str], blocks:
     target = prompt_ensemble(clip, texts, templates) - prompt_ensemble(clip, [""], templates)
     sims = torch.einsum("nte,ne->nt", F.normalize(features.float(), dim=-1), target.float().to(features.device))
     sims = _spatial(tower, pixels, sims)
-    return minmax_maps(sims) if normalize else sims
+    return metrics.minmax(sims) if normalize else sims
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -517,7 +510,7 @@ def m2ib(clip: LoadedClip, pixels: Tensor, texts: Sequence[str], layer: int = -3
             alpha.grad, = torch.autograd.grad(loss, alpha)
             optimizer.step()
     saliency = _spatial(tower, pixels, torch.nansum(capacity.detach()[:, 0], dim=-1))
-    return minmax_maps(saliency) if normalize else saliency
+    return metrics.minmax(saliency) if normalize else saliency
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -574,7 +567,7 @@ def rise(clip: LoadedClip, pixels: Tensor, texts: Sequence[str], n_masks: int = 
     ``batch_size`` masked images. Model-agnostic: ViT and ResNet."""
     masks = rise_masks(n_masks, tuple(pixels.shape[-2:]), cells, p1, torch.Generator().manual_seed(seed))
     saliency = rise_saliency(clip, pixels, text_embeddings(clip, texts), masks, p1, batch_size)
-    return minmax_maps(saliency) if normalize else saliency
+    return metrics.minmax(saliency) if normalize else saliency
 
 
 @torch.no_grad()

@@ -39,7 +39,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gradeclip import baselines
+from gradeclip import baselines, metrics
 from gradeclip.models import load_clip
 
 CHECKOUTS = os.environ.get("GRADECLIP_AUTHORS_CODE")
@@ -69,7 +69,7 @@ def compared(tmp_path_factory):
     theirs = torch.load(workdir / "reference.pt", weights_only=False)
 
     def upsample(maps, size=224):
-        return baselines.minmax_maps(F.interpolate(maps[:, None].float(), size=size, mode="bilinear")[:, 0])
+        return metrics.minmax(F.interpolate(maps[:, None].float(), size=size, mode="bilinear")[:, 0])
 
     ours = {
         "raw-attention": baselines.raw_attention(clip, pixels, TEXTS),
