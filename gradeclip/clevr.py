@@ -22,7 +22,7 @@ object j is left of object i.
 """
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .files import atomic_write_bytes
@@ -146,11 +146,6 @@ def read_scenes(path) -> dict:
         raise SceneFormatError(f"{path}: not valid JSON: {error}") from None
     validate_scenes_document(document, source=str(path))
     return document
-
-
-def iter_scenes(path) -> Iterator[dict]:
-    """Yield the validated scenes of a scenes file, in file order."""
-    yield from read_scenes(path)["scenes"]
 
 
 def write_scenes(path, scenes: Sequence[dict], info: Mapping) -> Path:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -131,20 +130,6 @@ def collect_images(source: str | os.PathLike) -> list[Path]:
     return [source]
 
 
-def iter_images(paths: Iterable[Path]):
-    """Yield (path, image or ImageLoadError) so a batch goes on past an unreadable file."""
-    for p in paths:
-        try:
-            yield p, load_image(p)
-        except ImageLoadError as err:
-            yield p, err
-
-
-# Truncated files must fail, not be silently padded with grey.
-ImageFile.LOAD_TRUNCATED_IMAGES = False
-
-
-# ------------------------------------------------------------------------------------------------ instance masks
 def write_instance_mask(mask: np.ndarray, path: str | os.PathLike) -> Path:
     """Write an instance-id mask (H, W) uint8 (0 = background, k + 1 = object k) as a single-channel (mode "L")
     PNG, atomically; returns the path. Used for the toy world's exact masks and for SAM's CLEVR masks alike."""

@@ -17,7 +17,7 @@ from PIL import Image
 
 from gradeclip.explainer import GradECLIP
 from gradeclip.files import atomic_write, atomic_write_bytes, atomic_write_text
-from gradeclip.io import ImageLoadError, as_rgb_image, collect_images, iter_images, load_image, to_rgb
+from gradeclip.io import ImageLoadError, as_rgb_image, collect_images, load_image, to_rgb
 from gradeclip.words import EmptyTextError
 from tests.conftest import random_image
 
@@ -85,15 +85,6 @@ def test_truncated_file_fails_even_if_another_library_allows_truncated_images(tm
                 load_image(paths[name])
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
-
-
-def test_iter_images_goes_on_past_bad_files(tmp_path):
-    paths = _bad_files(tmp_path)
-    random_image(20, 10).save(tmp_path / "good.png")
-    results = dict(iter_images([paths["truncated.png"], tmp_path / "good.png", paths["missing.png"]]))
-    assert isinstance(results[paths["truncated.png"]], ImageLoadError)
-    assert isinstance(results[paths["missing.png"]], ImageLoadError)
-    assert isinstance(results[tmp_path / "good.png"], Image.Image)
 
 
 def test_collect_images_from_folder_list_and_file(tmp_path):
