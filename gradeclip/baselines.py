@@ -720,13 +720,22 @@ def resolve_method(spec: str, options: Optional[dict] = None, flag: str = "metho
     return function
 
 
-def check_method(name: str, clip: LoadedClip) -> None:
-    """Raise before any work when the registered method ``name`` cannot run on this model (unavailable, or
-    defined for ViTs and the model is a ResNet); names of user functions pass."""
+# The option of a method that picks an image block, checked against the model's depth before any work.
+BLOCK_OPTIONS = {"rollout": "start_layer", "game": "start_layer", "legrad": "layer_index", "m2ib": "layer"}
+
+
+def check_method(name: str, clip: LoadedClip, options: Optional[dict] = None) -> None:
+    """Raise before any work when the registered method ``name`` cannot run on this model: unavailable, defined for
+    ViTs and the model is a ResNet, or its block option (:data:`BLOCK_OPTIONS`, as given in ``options`` or its
+    default) outside the model's blocks (M2IB's default -3 on a ViT of 2 blocks). Names of user functions pass."""
     if name == "attention-eclip":
         raise MethodNotAvailableError(ATTENTION_ECLIP_MISSING)
     if name in VIT_ONLY:
         _require_vit(image_tower(clip), name)
+    if name in BLOCK_OPTIONS:
+        key = BLOCK_OPTIONS[name]
+        value = (options or {}).get(key, method_options(name)[key])
+        _layer_index(value, len(image_tower(clip).layers), f"{name}'s {key}")
 
 
 def explain_image(explainer: GradECLIP, explain: ExplainFunction, image, texts: Sequence[str],

@@ -113,14 +113,15 @@ def explain_command(args: argparse.Namespace) -> int:
         print(f"error: {changed[0]} is an option of Grad-ECLIP (--method grad-eclip); --method {args.method} "
               "explains images only, with its own options (--method-option)", file=sys.stderr)
         return EXIT_USAGE
-    explain = None
+    explain, method_options = None, None
     try:
         if args.method != "grad-eclip" or args.method_option:
             from gradeclip.toyworld.cli import parse_method_options
 
             from .baselines import resolve_method
 
-            explain = resolve_method(args.method, parse_method_options(args.method_option), flag="--method")
+            method_options = parse_method_options(args.method_option)
+            explain = resolve_method(args.method, method_options, flag="--method")
         out = writable_folder(args.out)
         explainer = GradECLIP.from_pretrained(
             args.model, args.pretrained, device=args.device, precision=args.precision,
@@ -132,7 +133,7 @@ def explain_command(args: argparse.Namespace) -> int:
         if explain is not None:
             from .baselines import check_method
 
-            check_method(args.method, explainer.clip)
+            check_method(args.method, explainer.clip, method_options)
     except (OutputError, ModelLoadError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -160,6 +160,20 @@ def test_options_are_checked():
                                                 "samples": 10, "seed": 0, "normalize": True}
 
 
+def test_block_options_are_checked_against_the_models_depth_before_any_work():
+    """hand-computed: on a ViT of 2 blocks M2IB's default block (-3) does not exist; check_method says so, naming the
+    method and the option, before any image is explained; a block that exists passes, as the defaults do on 3."""
+    shallow, deep = tiny_clip("vit", layers=2), tiny_clip("vit", layers=3)
+    with pytest.raises(ValueError, match=r"m2ib's layer=-3 is outside the image tower's 2 blocks"):
+        baselines.check_method("m2ib", shallow)
+    baselines.check_method("m2ib", shallow, {"layer": -2})
+    with pytest.raises(ValueError, match=r"legrad's layer_index=5 is outside"):
+        baselines.check_method("legrad", deep, {"layer_index": 5})
+    for name in baselines.BLOCK_OPTIONS:
+        baselines.check_method(name, deep)
+        assert baselines.BLOCK_OPTIONS[name] in baselines.method_options(name)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Attention maps
 # ---------------------------------------------------------------------------------------------------------------

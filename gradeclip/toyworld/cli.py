@@ -136,7 +136,7 @@ def benchmark_command(args: argparse.Namespace) -> int:
         options = parse_method_options(args.method_option)
         explain = resolve_method(args.method, options, flag="--method")
         clip = load_clip(_model_name(args), args.checkpoint)
-        check_method(args.method, clip)
+        check_method(args.method, clip, options)
     except (ValueError, ModelLoadError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -68,7 +68,7 @@ def compare_methods(clip: LoadedClip, n_scenes: int = 1000, split: str = "test",
         method_options = options.get(name, {})
         start = time.perf_counter()
         try:
-            baselines.check_method(name, clip)
+            baselines.check_method(name, clip, method_options)
             result = benchmark_explanations(baselines.get_method(name, **method_options), clip,
                                             n_scenes=min(n_scenes, scenes.get(name, n_scenes)), split=split,
                                             batch_size=batch_size, name=name)
