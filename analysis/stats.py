@@ -101,11 +101,13 @@ def ols_formula(formula: str, data: pd.DataFrame, alpha: float = 0.05) -> tuple[
 
 def proportion_ci(successes: int, n: int, alpha: float = 0.05) -> dict[str, float]:
     """A proportion with its Wilson ``1 - alpha`` interval (``gradeclip.intervals.wilson_interval``, the one owner
-    of the proportion interval; the model card's intervals are the same function)."""
-    if n <= 0:
-        raise ValueError("n must be positive")
+    of the proportion interval and of its rule: no trials (n = 0), no proportion, NaN; the model card's intervals
+    are the same function)."""
+    if n < 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got {successes} of {n}")
     low, high = wilson_interval(successes, n, z=float(sps.norm.isf(alpha / 2)))
-    return {"successes": int(successes), "n": int(n), "rate": successes / n, "ci_low": float(low), "ci_high": float(high)}
+    return {"successes": int(successes), "n": int(n), "rate": successes / n if n else float("nan"),
+            "ci_low": float(low), "ci_high": float(high)}
 
 
 # ------------------------------------------------------------------------------ tests over images

@@ -4,7 +4,7 @@ gradeclip layer does not depend on the study stack). The one owner of the propor
 
 * :func:`wilson_interval`: Wilson's score interval of a proportion (what statsmodels' ``proportion_confint(...,
   method="wilson")`` computes, which the tests check it against), clamped so that it always contains the observed
-  proportion; NaN bounds for n = 0.
+  proportion. Its rule for no trials (n = 0): no proportion, NaN bounds.
 * :func:`mean_interval`: mean +- z sd / sqrt(n), the normal-approximation interval of a mean (the model card's);
   none for fewer than two values.
 """

@@ -260,5 +260,7 @@ def test_proportion_ci_wilson_known_values():
     assert res["rate"] == 0.8
     assert res["ci_low"] == pytest.approx(0.4902, abs=1e-3)
     assert res["ci_high"] == pytest.approx(0.9433, abs=1e-3)
-    with pytest.raises(ValueError):
-        proportion_ci(0, 0)
+    empty = proportion_ci(0, 0)  # no trials: no proportion (gradeclip.intervals' rule)
+    assert all(math.isnan(empty[k]) for k in ("rate", "ci_low", "ci_high")) and empty["n"] == 0
+    with pytest.raises(ValueError, match="0 <= successes <= n"):
+        proportion_ci(5, 3)
