@@ -48,7 +48,7 @@ Chance levels (:func:`attribute_metrics_table` with ``baselines=True``), scored 
   undefined when the image has none.
 
 When a map and its mask differ in shape (patch-grid maps, pixel masks) the table functions upsample the
-map to the mask bilinearly (``gradeclip.upsampling.resize_map``, pixel-area grid) before measuring.
+map to the mask bilinearly (``gradeclip.geometry.resize_map``, pixel-area grid) before measuring.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ from scipy.spatial import distance as spd
 from scipy.special import rel_entr
 
 from gradeclip import metrics as map_metrics
-from gradeclip.upsampling import resize_map
+from gradeclip.geometry import resize_map
 
 from .stats import holm, mixed_model_contrasts, paired_test, proportion_ci, tost_paired
 
@@ -194,7 +194,7 @@ def _check_pair(heatmap: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def upsample_map(heatmap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """A map on ``shape`` pixels (``gradeclip.upsampling.resize_map``: bilinear, pixel-area grid, edges clamped),
+    """A map on ``shape`` pixels (``gradeclip.geometry.resize_map``: bilinear, pixel-area grid, edges clamped),
     clipped at 0; a map already of that shape is returned as it is (float64)."""
     a = np.asarray(heatmap, dtype=np.float64)
     if a.shape == tuple(shape):

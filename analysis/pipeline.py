@@ -12,7 +12,7 @@ model.
   Each shard is reduced to per-word sums (``analysis.concreteness.word_importance_partial``) and the partials are
   added (``combine_word_partials``), so memory does not grow with the number of captions.
 
-Maps: an image map is put on the image's pixels with ``gradeclip.upsampling.grid_to_pixels`` (raw values, bilinear,
+Maps: an image map is put on the image's pixels with ``gradeclip.geometry.grid_to_pixels`` (raw values, bilinear,
 0 outside the model's view) unless a step says otherwise.
 """
 
@@ -30,7 +30,7 @@ from scipy import stats as sps
 
 from gradeclip.batch import read_image_maps
 from gradeclip.io import load_image, read_instance_mask
-from gradeclip.upsampling import grid_to_pixels
+from gradeclip.geometry import grid_to_pixels
 
 from . import addibility as AD
 from . import attributes as AT

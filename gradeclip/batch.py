@@ -28,7 +28,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .files import atomic_path, atomic_write
-from .upsampling import Registration
+from .geometry import Registration
 from .io import ImageLoadError, load_image
 from .jobs import ImageJob, TextJob
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import geometry, method, upsampling
+from . import geometry, method
 from .adapters import ImageTower, TextTower
 from .geometry import Preprocessing, Registration
 from .io import as_rgb_image
@@ -89,7 +89,7 @@ class ImageExplanation:
     def heatmap(self) -> np.ndarray:
         """The map on the original image's pixels (H, W), min-max normalised to [0, 1]; 0 where the model's input
         did not reach (outside a center crop)."""
-        return upsampling.heatmap(self.grid, self.registration)
+        return geometry.heatmap(self.grid, self.registration)
 
 
 @dataclass

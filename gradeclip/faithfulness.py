@@ -18,7 +18,7 @@ Tasks (each returns per-image numbers: the image is the unit of every table):
 
 Every perturbed image and text is scored by the unmodified model (its own ``encode_image`` / ``encode_text``),
 whatever network the method explains. Maps are computed on the model's standard input (resize + center crop, the
-inputs of the registry's methods) and put back on the image's pixels bilinearly (``upsampling.grid_to_pixels``): the
+inputs of the registry's methods) and put back on the image's pixels bilinearly (``geometry.grid_to_pixels``): the
 authors computed Grad-ECLIP's maps on the keep-aspect input; outside a center crop the map is 0, and those pixels
 (which the classifier does not see either) are changed last.
 
@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES, OPENAI_IMAGENET_TEMPLATES
 from PIL import Image
 
-from . import baselines, geometry, method, metrics, upsampling
+from . import baselines, geometry, method, metrics
 from .adapters import ImageTower
 from .datasets import (check_imagenet_root, coco_annotation_mask, karpathy_image_path, load_coco_annotations,
                        load_imagenet_labels, seeded_sample, study_coco_images)
@@ -210,8 +210,8 @@ def grid_maps(explain: ExplainFunction, clip: LoadedClip, pixels: Tensor, texts:
 
 def pixel_maps(grids: Sequence[Optional[np.ndarray]], registrations: Sequence[geometry.Registration]
                ) -> list[Optional[np.ndarray]]:
-    """Each grid map bilinearly on its image's pixels (``upsampling.grid_to_pixels``), float64."""
-    return [None if g is None else upsampling.grid_to_pixels(g, r).astype(np.float64)
+    """Each grid map bilinearly on its image's pixels (``geometry.grid_to_pixels``), float64."""
+    return [None if g is None else geometry.grid_to_pixels(g, r).astype(np.float64)
             for g, r in zip(grids, registrations)]
 
 

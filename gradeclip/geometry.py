@@ -8,20 +8,25 @@ Two modes:
   positional embeddings are resized in ``adapters``).
 
 In both, a ``Registration`` records which rectangle of the original image the model's input covers, so a grid map
-is put back on the original pixels (a center crop maps back to where it came from; outside it the map is 0) by
-``gradeclip.upsampling``.
+is put back on the original pixels (a center crop maps back to where it came from; outside it the map is 0):
+:func:`grid_to_pixels`, the one upsampling of maps in the project (:func:`resize_map` for a map that covers the
+whole image, :func:`heatmap` for the displayed map).
+
+The way back is numpy only and this module imports torch/torchvision only inside the input side's functions, so
+that the analysis layer (torch-free) maps grids to pixels through this module too.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import torch
+import numpy as np
 from PIL import Image
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms import functional as TF
 
-from .upsampling import Registration  # the way back (grid map -> image pixels) is numpy only: gradeclip.upsampling
+from . import metrics
+
+if TYPE_CHECKING:
+    import torch
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -48,19 +53,25 @@ class Preprocessing:
                    interpolation=cfg.get("interpolation", "bicubic"), resize_mode=mode)
 
 
-def _interp(name: str) -> InterpolationMode:
+def _interp(name: str):
+    from torchvision.transforms import InterpolationMode  # lazy: the input side only (see the module docstring)
+
     # "random" is accepted by open_clip and means bicubic at evaluation time
     return {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR,
             "nearest": InterpolationMode.NEAREST, "random": InterpolationMode.BICUBIC}[name]
 
 
 def _normalise(img: Image.Image, prep: Preprocessing) -> torch.Tensor:
+    from torchvision.transforms import functional as TF  # lazy: the input side only (see the module docstring)
+
     return TF.normalize(TF.to_tensor(img), prep.mean, prep.std)
 
 
 def standard_input(img: Image.Image, prep: Preprocessing) -> tuple[torch.Tensor, Registration]:
     """The model's evaluation preprocessing (identical pixels to open_clip's ``image_transform``) and the
     rectangle of the original image that the crop covers."""
+    from torchvision.transforms import functional as TF  # lazy: the input side only (see the module docstring)
+
     w, h = img.size
     th, tw = prep.size
     if prep.resize_mode == "squash":
@@ -79,7 +90,7 @@ def standard_input(img: Image.Image, prep: Preprocessing) -> tuple[torch.Tensor,
         nw, nh = round(w / ratio), round(h / ratio)
     # open_clip builds ResizeKeepRatio(size) for non-square targets without passing its interpolation, so that
     # resize is always bicubic; Resize(int) for square targets uses the configured one.
-    interp = _interp(prep.interpolation) if th == tw else InterpolationMode.BICUBIC
+    interp = _interp(prep.interpolation) if th == tw else _interp("bicubic")
     out = TF.resize(img, [nh, nw], interpolation=interp)
     top, left = int(round((nh - th) / 2.0)), int(round((nw - tw) / 2.0))
     out = TF.crop(out, top, left, th, tw)
@@ -110,5 +121,91 @@ def keep_aspect_input(img: Image.Image, prep: Preprocessing, patch: Sequence[int
                       max_tokens: int | None = 4096) -> tuple[torch.Tensor, Registration]:
     w, h = img.size
     nw, nh = keep_aspect_size(w, h, patch, max_short_side, max_tokens)
-    out = TF.resize(img, [nh, nw], interpolation=InterpolationMode.BICUBIC)
+    from torchvision.transforms import functional as TF  # lazy: the input side only (see the module docstring)
+
+    out = TF.resize(img, [nh, nw], interpolation=_interp("bicubic"))
     return _normalise(out, prep), Registration((w, h), (0.0, 0.0, float(w), float(h)))
+
+
+# -----------------------------------------------------------------------------------------------------------------
+# The way back: grid maps onto the image's pixels (numpy only)
+# -----------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Registration:
+    """Where the model's input lies on the original image: the box (x0, y0, x1, y1) in original pixel units
+    (may be fractional) and the original size (width, height)."""
+
+    image_size: tuple[int, int]
+    box: tuple[float, float, float, float]
+
+
+def _bilinear_weights(n_out: int, start: float, stop: float, n_in: int) -> np.ndarray:
+    """(n_out, n_in) matrix of 1-D bilinear weights (align_corners=False) that maps ``n_in`` grid cells spread
+    over [start, stop) in output pixel units onto output pixels 0..n_out-1; rows of pixels outside are zero.
+
+    Written by hand because bilinear upsampling is separable: two small matrices put a 14x14 grid on a
+    10000x10000 image without the H*W*2 sampling grid that torch's grid_sample would need.
+    """
+    centers = np.arange(n_out, dtype=np.float64) + 0.5
+    src = (centers - start) * (n_in / (stop - start)) - 0.5
+    src_c = np.clip(src, 0, n_in - 1)
+    i0 = np.floor(src_c).astype(np.int64)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    t = src_c - i0
+    weights = np.zeros((n_out, n_in), dtype=np.float64)
+    rows = np.arange(n_out)
+    np.add.at(weights, (rows, i0), 1 - t)
+    np.add.at(weights, (rows, i1), t)
+    weights[(centers < start) | (centers > stop)] = 0.0
+    return weights
+
+
+def minmax(a: np.ndarray, inplace: bool = False) -> np.ndarray:
+    """Min-max normalise to [0, 1] in float32 (``metrics.minmax``, its one rule: a constant map gives zeros, never
+    NaN). ``inplace`` writes the result into ``a`` when it is already a float32 array instead of allocating another
+    one (a full-resolution heat map of a 10000x10000 image is 400 MB)."""
+    return metrics.minmax(np.asarray(a, dtype=np.float32), inplace=inplace, dtype=np.float32)
+
+
+def grid_to_pixels(grid: np.ndarray, reg: Registration, dtype=np.float32) -> np.ndarray:
+    """Upsample a (h, w) grid map bilinearly onto the original image's pixels; 0 outside the model's view. The one
+    upsampling of maps in the project (:func:`resize_map` is the same with the whole image as the view)."""
+    w, h = reg.image_size
+    x0, y0, x1, y1 = reg.box
+    wy = _bilinear_weights(h, y0, y1, grid.shape[0]).astype(dtype)
+    wx = _bilinear_weights(w, x0, x1, grid.shape[1]).astype(dtype)
+    return wy @ np.asarray(grid, dtype=dtype) @ wx.T
+
+
+def resize_map(grid: np.ndarray, shape: tuple[int, int], dtype=np.float64) -> np.ndarray:
+    """A (h, w) map resampled bilinearly onto ``shape`` = (H, W) pixels that it covers whole (align_corners=False,
+    edge values clamped: what ``scipy.ndimage.zoom(order=1, mode="nearest", grid_mode=True)`` computes)."""
+    height, width = shape
+    return grid_to_pixels(np.asarray(grid), Registration((width, height), (0.0, 0.0, float(width), float(height))),
+                          dtype)
+
+
+def _inside(n_out: int, start: float, stop: float) -> slice:
+    """The output pixels whose centers lie in [start, stop] (those ``_bilinear_weights`` does not zero)."""
+    centers = np.arange(n_out, dtype=np.float64) + 0.5
+    idx = np.flatnonzero((centers >= start) & (centers <= stop))
+    return slice(int(idx[0]), int(idx[-1]) + 1) if idx.size else slice(0, 0)
+
+
+def heatmap(grid: np.ndarray, reg: Registration) -> np.ndarray:
+    """The displayed heat map: the grid upsampled to the original pixels, min-max normalised to [0, 1] over the
+    pixels the model saw, and 0 outside them.
+
+    Normalising over the model's view only (not over the whole image, where the zeros outside a center crop would
+    act as the minimum) makes the map inside the crop independent of whether there is a crop, and a constant grid
+    give zeros everywhere instead of a uniformly "hot" crop box.
+
+    The grid is min-max normalised first: float32 upsampling weights do not sum to exactly 1, so the upsampled map of
+    a constant grid varies by rounding noise, which the final min-max would blow up to a full [0, 1] pattern.
+    """
+    pixels = grid_to_pixels(minmax(grid), reg)
+    (w, h), (x0, y0, x1, y1) = reg.image_size, reg.box
+    view = pixels[_inside(h, y0, y1), _inside(w, x0, x1)]
+    if view.size:
+        minmax(view, inplace=True)  # a view of our own upsampled map: normalised in place (memory, see minmax)
+    return pixels

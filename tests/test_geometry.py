@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from gradeclip import geometry, upsampling
+from gradeclip import geometry
 from gradeclip.explainer import GradECLIP
-from gradeclip.geometry import Preprocessing, Registration, keep_aspect_input, standard_input
-from gradeclip.upsampling import grid_to_pixels, heatmap, resize_map
+from gradeclip.geometry import (Preprocessing, Registration, grid_to_pixels, heatmap, keep_aspect_input, resize_map,
+                                standard_input)
 from gradeclip.models import load_clip
 from tests.conftest import random_image
 
@@ -193,16 +193,16 @@ def test_constant_grid_gives_zeros_never_nan(value):
         hm = heatmap(grid, reg)
         assert np.isfinite(hm).all()
         assert np.all(hm == 0), (value, reg)
-    assert np.all(upsampling.minmax(np.full((3, 3), np.float32(7))) == 0)
+    assert np.all(geometry.minmax(np.full((3, 3), np.float32(7))) == 0)
 
 
 def test_minmax_inplace_and_copy_agree_and_copy_leaves_input():
     a = np.random.default_rng(3).normal(size=(5, 6)).astype(np.float32)
     before = a.copy()
-    out = upsampling.minmax(a)
+    out = geometry.minmax(a)
     np.testing.assert_array_equal(a, before)
     assert out.min() == 0 and out.max() == pytest.approx(1.0)
-    same = upsampling.minmax(a, inplace=True)
+    same = geometry.minmax(a, inplace=True)
     assert same is a
     np.testing.assert_allclose(same, out, atol=1e-7)
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 from PIL import Image
 
-from gradeclip import geometry, upsampling
+from gradeclip import geometry
 from gradeclip.explainer import GradECLIP
 from gradeclip.models import ModelLoadError, load_clip, register_model_config_file, register_model_configs
 from gradeclip.toyworld import evaluate as ev
@@ -351,7 +351,7 @@ def test_localisation_metrics_on_a_few_scenes(toy_clip):
         expected: dict = {}
         for grid, s, reg in zip(lam[:, 1:], samples, registrations):
             for obj, mask in zip(s.scene.record["objects"], s.scene.object_masks()):
-                pixel_maps = [upsampling.grid_to_pixels(g.reshape(12, 12), reg) for g in grid.T]
+                pixel_maps = [geometry.grid_to_pixels(g.reshape(12, 12), reg) for g in grid.T]
                 expected.setdefault(obj["color"], []).append([m[mask].mean() for m in pixel_maps])
         by_color = metrics[heads]["spatial_weight_by_object_color"]
         assert set(by_color) == set(expected) | {"background"}

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from gradeclip import geometry, metrics, upsampling
+from gradeclip import geometry, metrics
 from gradeclip.baselines import ExplainFunction, get_method, own_text_maps
 from gradeclip.explainer import GradECLIP
 from gradeclip.files import atomic_write_bytes
@@ -233,7 +233,7 @@ def spatial_weight_by_object_color(weights: np.ndarray, samples: Sequence[NamedO
     per_color: dict[str, list] = {}
     background = []
     for grids, sample, reg in zip(weights, samples, registrations):
-        pixel_maps = np.stack([upsampling.grid_to_pixels(g, reg) for g in grids])  # (H, height, width)
+        pixel_maps = np.stack([geometry.grid_to_pixels(g, reg) for g in grids])  # (H, height, width)
         masks = sample.scene.object_masks()
         for obj, mask in zip(sample.scene.record["objects"], masks):
             per_color.setdefault(obj["color"], []).append(pixel_maps[:, mask].mean(axis=1))
@@ -249,7 +249,7 @@ def _score_maps(grids: Sequence[np.ndarray], samples: Sequence[NamedObject], reg
     on the background, its distance to the named object's mask."""
     outcomes, shares, distances = [], [], []
     for grid, sample, reg in zip(grids, samples, registrations):
-        pixel_map = upsampling.grid_to_pixels(grid, reg)
+        pixel_map = geometry.grid_to_pixels(grid, reg)
         masks = sample.scene.object_masks()
         named, everything = masks[sample.object_index], masks.any(axis=0)
         outcomes.append(pointing_outcome(pixel_map, masks, sample.object_index))
