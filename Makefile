@@ -2,8 +2,8 @@
 #   make run    the main job on the embedded default: the whole study on the toy world (shipped toy CLIP), offline
 #   make test   the test suite
 #   make paper-smoke   the paper's workflow (config/paper.yaml's setup) on miniature data in the real formats, CPU
-# Both create .venv and install the project into it first (pip, pinned torch; WordNet and Chromium from Debian if
-# missing).
+# Both create .venv and install the project into it first with its study and test extras (pip, pinned torch;
+# WordNet and Chromium from Debian if missing). `pip install .` alone gives the library and the gradeclip command.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -15,7 +15,7 @@ WORDNET := /usr/share/wordnet/data.noun
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[study,test]"
 	touch $@
 
 # WordNet for the lemma fallback of the concreteness study (nltk's downloader needs the internet; Debian ships it).

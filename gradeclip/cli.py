@@ -19,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .cli_checks import OutputError, count, writable_folder
+from .extras import MissingExtraError
 from .files import atomic_write
 from .io import ImageLoadError, collect_images, load_image
 from .models import ModelLoadError
@@ -275,7 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():  # restores the caller's warning settings (tests call main in-process)
         warnings.simplefilter("default")
         warnings.showwarning = _warning_line
-        return args.func(args)
+        try:
+            return args.func(args)
+        except MissingExtraError as err:  # a sub-command that needs an optional package (gradeclip/extras.py)
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_USAGE
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:

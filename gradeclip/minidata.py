@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .extras import require
 from .files import atomic_folder
 
 MANIFEST = "MINI_DATA.json"
@@ -81,11 +82,11 @@ CATEGORY_ID = {name: cid for cid, name, _ in COCO_CATEGORIES}
 # ----------------------------------------------------------------------------------------- COCO images
 def _skimage(name: str) -> Callable[[], np.ndarray]:
     def load() -> np.ndarray:
-        import skimage.data
+        data = require("skimage.data", "gradeclip mini-data's photographs")  # optional: the study extra
 
         if name == "motorcycle":
-            return skimage.data.stereo_motorcycle()[0]
-        image = getattr(skimage.data, name)()
+            return data.stereo_motorcycle()[0]
+        image = getattr(data, name)()
         return (~image).astype(np.uint8) * 255 if image.dtype == bool else image  # the horse: black on white
 
     return load
@@ -290,11 +291,11 @@ def polygon_mask(polygon: Sequence[tuple[float, float]], width: int, height: int
 
 def mask_polygon(mask: np.ndarray, tolerance: float = 1.0) -> list[float]:
     """The outline of a mask's largest region as COCO's flat polygon ``[x1, y1, x2, y2, ...]`` (pixel edges)."""
-    from skimage.measure import approximate_polygon, find_contours
+    measure = require("skimage.measure", "gradeclip mini-data's polygons")  # optional: the study extra
 
-    contours = find_contours(np.pad(mask.astype(float), 1), 0.5)
+    contours = measure.find_contours(np.pad(mask.astype(float), 1), 0.5)
     contour = max(contours, key=len)
-    points = approximate_polygon(contour, tolerance)[:-1] - 1  # undo the padding; the last point repeats the first
+    points = measure.approximate_polygon(contour, tolerance)[:-1] - 1  # undo the padding; the last point repeats the first
     return [round(float(v), 2) for row, col in points for v in (col + 0.5, row + 0.5)]
 
 
@@ -496,10 +497,10 @@ def random_sam_checkpoint(model_type: str, path: str | os.PathLike, seed: int) -
     """A SAM ``model_type`` built by segment_anything's own builder with weights of its initialisation under
     ``torch.manual_seed(seed)``, saved as the plain state dict the builder loads (``checkpoint=<path>``)."""
     import torch
-    from segment_anything import sam_model_registry
 
+    segment_anything = require("segment_anything", "a SAM checkpoint")  # optional: the study extra
     torch.manual_seed(seed)
-    sam = sam_model_registry[model_type](checkpoint=None)
+    sam = segment_anything.sam_model_registry[model_type](checkpoint=None)
     path = Path(path)
     torch.save(sam.state_dict(), path)
     return path
@@ -524,6 +525,7 @@ def _sha256(path: Path) -> str:
 def write_mini_data(out: str | os.PathLike, seed: int = 0, weights: bool = True) -> dict:
     """Write the miniature data set to ``out`` (see the module docstring); returns its manifest."""
     out = Path(out)
+    require(["skimage", *(["segment_anything"] if weights else [])], "gradeclip mini-data")  # before any work
     if out.exists() and not (out / MANIFEST).is_file():
         raise FileExistsError(f"{out} exists and was not made by gradeclip mini-data (no {MANIFEST}): choose another "
                               f"folder or remove it")

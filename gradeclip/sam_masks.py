@@ -25,6 +25,7 @@ from typing import Iterable, Mapping, Optional, Protocol, Sequence, Union
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from .extras import require
 from .io import write_instance_mask
 
 PathLike = Union[str, os.PathLike]
@@ -64,8 +65,10 @@ def build_predictor(
     # Imported here so that the mask post-processing and plotting below work without
     # torch / segment_anything (e.g. when only re-drawing contact sheets).
     import torch
-    from segment_anything import SamPredictor, sam_model_registry
 
+    # optional (the study extra): a core install fails here with one line naming it
+    segment_anything = require("segment_anything", "SAM masks (gradeclip.sam_masks)")
+    SamPredictor, sam_model_registry = segment_anything.SamPredictor, segment_anything.sam_model_registry
     if model_type not in sam_model_registry:
         raise ValueError(
             f"Unknown SAM model type {model_type!r}; known: {', '.join(sam_model_registry)}."
