@@ -67,7 +67,7 @@ def build_predictor(
     import torch
 
     # optional (the study extra): a core install fails here with one line naming it
-    segment_anything = require("segment_anything", "SAM masks (gradeclip.sam_masks)")
+    segment_anything = require("segment_anything", "gradeclip.sam_masks.build_predictor")
     SamPredictor, sam_model_registry = segment_anything.SamPredictor, segment_anything.sam_model_registry
     if model_type not in sam_model_registry:
         raise ValueError(
