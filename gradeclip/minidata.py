@@ -82,7 +82,7 @@ CATEGORY_ID = {name: cid for cid, name, _ in COCO_CATEGORIES}
 # ----------------------------------------------------------------------------------------- COCO images
 def _skimage(name: str) -> Callable[[], np.ndarray]:
     def load() -> np.ndarray:
-        data = require("skimage.data", "gradeclip mini-data's photographs")  # optional: the study extra
+        data = require("skimage.data", "gradeclip.minidata")  # optional: the study extra
 
         if name == "motorcycle":
             return data.stereo_motorcycle()[0]
@@ -291,11 +291,12 @@ def polygon_mask(polygon: Sequence[tuple[float, float]], width: int, height: int
 
 def mask_polygon(mask: np.ndarray, tolerance: float = 1.0) -> list[float]:
     """The outline of a mask's largest region as COCO's flat polygon ``[x1, y1, x2, y2, ...]`` (pixel edges)."""
-    measure = require("skimage.measure", "gradeclip mini-data's polygons")  # optional: the study extra
+    measure = require("skimage.measure", "gradeclip.minidata")  # optional: the study extra
 
     contours = measure.find_contours(np.pad(mask.astype(float), 1), 0.5)
     contour = max(contours, key=len)
-    points = measure.approximate_polygon(contour, tolerance)[:-1] - 1  # undo the padding; the last point repeats the first
+    # undo the padding; the last point repeats the first
+    points = measure.approximate_polygon(contour, tolerance)[:-1] - 1
     return [round(float(v), 2) for row, col in points for v in (col + 0.5, row + 0.5)]
 
 
@@ -498,7 +499,8 @@ def random_sam_checkpoint(model_type: str, path: str | os.PathLike, seed: int) -
     ``torch.manual_seed(seed)``, saved as the plain state dict the builder loads (``checkpoint=<path>``)."""
     import torch
 
-    segment_anything = require("segment_anything", "a SAM checkpoint")  # optional: the study extra
+    # optional: the study extra
+    segment_anything = require("segment_anything", "gradeclip.minidata.random_sam_checkpoint")
     torch.manual_seed(seed)
     sam = segment_anything.sam_model_registry[model_type](checkpoint=None)
     path = Path(path)
