@@ -22,7 +22,6 @@ from .cli_checks import OutputError, count, writable_folder
 from .extras import MissingExtraError
 from .files import atomic_write
 from .io import ImageLoadError, collect_images, load_image
-from .models import ModelLoadError
 from .options import HEADS, SPATIAL
 
 DEFAULT_MODEL = "ViT-B-16"
@@ -88,8 +87,10 @@ def _distinct(items: list, what: str) -> list:
 
 
 def explain_command(args: argparse.Namespace) -> int:
-    # imported here so that `gradeclip --help` is instant
+    # torch and open_clip are imported by the commands that need them, so that `gradeclip --help` and a wrong
+    # option answer without loading them
     from .explainer import GradECLIP
+    from .models import ModelLoadError
 
     try:
         paths = collect_images(args.images)

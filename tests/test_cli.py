@@ -292,3 +292,22 @@ def test_builtin_benchmark_methods_are_the_registrys_own():
     from gradeclip.toyworld import cli
 
     assert cli.BUILTIN_METHOD_NAMES == tuple(baselines.METHODS)
+
+
+def test_help_and_parser_do_not_load_torch():
+    """`gradeclip --help` (every sub-command's parser) answers without importing torch or open_clip: the commands
+    import them when they run."""
+    import subprocess
+    import sys
+
+    code = ("import sys, contextlib, io\n"
+            "from gradeclip.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n"
+            "        main(['--help'])\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            "loaded = [m for m in ('torch', 'open_clip') if m in sys.modules]\n"
+            "assert not loaded, loaded\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
