@@ -21,6 +21,7 @@ from scipy import stats as sps
 
 from gradeclip.files import atomic_write_text
 
+from .artifacts import curve_figure_key
 from .stats import holm, paired_test, proportion_ci
 
 # Lazy imports below, each for one reason: gradeclip.faithfulness (torch, the models) only in the functions that run a
@@ -540,35 +541,6 @@ def read_task(task_dir) -> dict[str, object]:
 
 
 LOCALISATION_GROUPS = ("color", "shape", "n_objects", "category")
-FIGURE_CAPTIONS = {
-    "fig8_classification": "Fig. 8 (classification): mean deletion (left) and insertion (right) curves of zero-shot "
-                           "accuracy against the fraction of pixels changed, every method, scored by the unmodified "
-                           "model.",
-    "fig8_retrieval": "Fig. 8 (retrieval): mean deletion and insertion curves of image retrieval (IR) and text "
-                      "retrieval (TR) recall@1 as the image's pixels are changed.",
-    "fig8_text": "Text deletion and insertion: recall@1 as the caption's words are deleted (inserted), one per step, "
-                 "most important first.",
-}
-TABLE_CAPTIONS = {
-    "faithfulness_image": "Tables I-II: deletion and insertion AUC and IMD per method, task and measure (means over "
-                          "images with 95% CIs); IMD minus Grad-ECLIP's on the same images (paired t over images, "
-                          "dz, Holm over the methods of each task and measure). Deletion: lower = more faithful.",
-    "faithfulness_text": "Table III: text deletion and insertion (one word per step) of IR/TR recall, per word "
-                         "importance method; paired against Grad-ECLIP over captions (one per image).",
-    "localization": "Table IV: pointing game (Wilson CI) and energy share (t CI) of every method against the named "
-                    "object's exact mask, beside a constant map's expected values (chance); paired tests against "
-                    "Grad-ECLIP over images, Holm over methods. An empty map scores as a miss (0).",
-    "layers": "Table VI: Grad-ECLIP's deletion, insertion and IMD with the maps of the last L image layers summed, "
-              "paired against L = 1.",
-    "score_gap": "(i) The score each map explains: the recomputed network's cosines against the model's over every "
-                 "image x class prompt, per image mean |Δ cosine| and the share of sign flips (95% CIs over images); "
-                 "zero-shot top-1 of the recomputed network against the model's (paired over images).",
-    "randomisation": "(iii) Model-parameter randomisation (Adebayo et al. 2018): Spearman correlation of each "
-                     "method's map with its map after randomising the last k image blocks (cascading, top down); "
-                     "'changed' = upper 95% bound below 0.5.",
-    "localization_by_colour": "(iv) Pointing game and energy share of Grad-ECLIP single-head and multi-head by the "
-                              "named object's colour, with the constant map's chance levels.",
-}
 
 
 def build_tables(tasks: Mapping[str, Mapping[str, object]], reference: str) -> tuple[dict, dict]:
@@ -587,9 +559,8 @@ def build_tables(tasks: Mapping[str, Mapping[str, object]], reference: str) -> t
                 curves = tasks[task]["curves"]
                 measures = ["top1"] if task == "classification" else ["ir1", "tr1"]
                 for target in curves["target"].unique():
-                    key = "fig8_classification" if task == "classification" and target == "ground_truth" \
-                        else f"fig8_{task}" if task == "retrieval" else f"fig8_{task}_{target}"
-                    figures[key] = curves_figure(curves, task, target, measures, "fraction of pixels changed")
+                    figures[curve_figure_key(task, target)] = curves_figure(curves, task, target, measures,
+                                                                            "fraction of pixels changed")
     if "text" in tasks:
         tables["faithfulness_text"] = auc_table(tasks["text"]["auc"], reference)
         figures["fig8_text"] = curves_figure(tasks["text"]["curves"], "text", "caption", ["ir1", "tr1"],

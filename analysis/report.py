@@ -8,9 +8,9 @@ plus every figure as PNG and SVG and every table as CSV beside it.
     save_artifacts("reports/", tables, figures, galleries)
     render_report("reports/report.html", tables, figures, galleries, header)
 
-Known keys (:data:`TABLE_CAPTIONS`, :data:`FIGURE_CAPTIONS`) are placed in their paper section with the
-caption given there; other keys go to a final section with their key as caption. Any value may also be given
-as ``(object, caption)`` to set the caption.
+Known keys (:data:`SECTIONS`) are placed in their paper section; other keys go to a final section. Each result is
+captioned by its key's caption file (``analysis/captions/<key>.rst``, :func:`analysis.artifacts.caption`), or by its
+key where it has none. Any value may also be given as ``(object, caption)`` to set the caption.
 """
 
 from __future__ import annotations
@@ -37,128 +37,12 @@ from markupsafe import Markup
 
 from gradeclip.files import atomic_path, atomic_write, atomic_write_bytes, atomic_write_text
 
+from .artifacts import caption, figure_files, table_file
 from .tables import read_table, write_table
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATE_NAME = "report.html.j2"
 
-TABLE_CAPTIONS = {
-    "toy_sanity": "Toy-world sanity check (exact masks): this run's model and Grad-ECLIP options on held-out toy "
-                  "scenes with 2-4 objects and a text naming one by colour and shape (the toy CLIP's test split); "
-                  "pointing game and energy share on the named object with 95% intervals, where the argmax lands, "
-                  "next to raw class-token attention, two gradient baselines and a uniform map.",
-    "toy_sanity_by_colour": "Toy-world sanity check per colour of the named object, both head modes: pointing game "
-                            "(95% Wilson interval) and energy share. The toy CLIP's last block gives some colour "
-                            "families a head of their own, which the single-head recomputation merges away.",
-    "design_summary": "Study design: rows and images of each design table.",
-    "paper_comparison": "The paper side by side (reports/tables/paper_comparison.csv): each of the paper's §V results "
-                        "(analysis/paper_reference.yaml), this run's value, and the verdict: agrees (significant in "
-                        "the paper's direction, Holm-adjusted), differs (significant the other way, or not significant "
-                        "with at least 80% power for the paper's effect), inconclusive (not significant, power below "
-                        "80% or unknown), not comparable (a level on another scale, model or data set, or a result the "
-                        "toy world makes true by construction). Claims first, then levels.",
-    "power": "Power of each §V-A and §V-B test for the paper's effect at this run's n (unit: images). Paired t-tests: "
-             "the paper's difference in this run's SD of per-image differences (dz); mixed-model contrasts: the "
-             "paper's difference against this run's standard error, for metrics on the paper's scale (cosine, JSD); "
-             "both at the Holm family's smallest level alpha/m, a lower bound on Holm's power. TOST: the power to "
-             "show equivalence when the true difference is 0. n for 80%: the images that power needs. MDE: the "
-             "smallest effect detectable with 80% power (raw units; dz for t-tests). Tests the paper gives no effect "
-             "for have the MDE only.",
-    "table_viii": "Table VIII. Concept addibility: cosine similarity between the heat map of a phrase and the "
-                  "combination (add / multiply / maximum) of the heat maps of its two words, mean over the complete "
-                  "cases; n images: the unit of the tests; empty: image × phrase cases left out of every method "
-                  "because a map had no contrast.",
-    "addibility_tests": "Table VIII tests, the image as the unit: per image the cosine averaged over its phrase "
-                        "types, then a paired t-test of add against each other method over images; difference = "
-                        "add − method (positive: add is better, the paper's claim), Cohen's dz with its exact 95% "
-                        "interval, raw p and Holm-adjusted p (one family), MDE: the smallest dz detectable with 80% "
-                        "power (alpha 0.05).",
-    "addibility_tests_by_phrase_type": "Table VIII tests within each word group and phrase type (one value per "
-                                       "image; Holm over the rows).",
-    "fig14_score_tests": "Fig. 14, the paper's reading of the CLIP scores, tested over images: per image the score "
-                         "difference (text − reference), signed so that positive is the paper's direction; Holm over "
-                         "the four claims.",
-    "fig14_regressions": "Fig. 14 (right): OLS of the phrase's score on the word's score, both relative to the base "
-                         "word: on the paper's ratio scale (score / base score) and on differences (score − base "
-                         "score); slope with 95% CI, R², p.",
-    "fig14_r2_difference": "Fig. 14 (right): the paper's contrast of the two fits, R² matched − R² mismatched, with a "
-                           "percentile bootstrap 95% interval over images (2000 resamples).",
-    "fig14_map_similarity": "Fig. 14 (left): heat-map cosine similarity to the base word per text kind, mean over "
-                            "images with a 95% t-interval (empty maps left out).",
-    "addibility_coverage": "§V-A coverage: designed and measured images per word group, and image × phrase cases "
-                           "with an empty map.",
-    "coco_triplets": "§V-A triplets selected from the Karpathy val split and the COCO instances (the manifest "
-                     "written by rule coco_triplets; its inputs' SHA-256 are in the design notes).",
-    "table_ix": "Table IX. Explanation map vs. ground-truth mask of the named object, mean per attribute category "
-                "over the texts with a non-empty map (cosine similarity and correlation: higher is better; OTD, KLD, "
-                "JSD: lower is better). n texts and n images hold for every metric row; empty maps are left out of "
-                "every metric.",
-    "table_ix_chance": "Table IX beside its chance levels: the explanation map, a uniform map and the map of another "
-                       "object's word of the same category in the same image (wrong object), all scored against the "
-                       "named object's mask on one complete-case set (texts that have all three).",
-    "table_ix_chance_tests": "Does the map beat chance? Per metric, chance level and category: paired t-test over "
-                             "images of the per-image means (complete cases), difference signed so that positive "
-                             "means the explanation is better; Holm within each (metric, chance level) family; "
-                             "baseline wins: share of texts on which the chance map scores better.",
-    "table_ix_contrasts": "The paper's ranking of the categories (color > shape > material > size > location), tested "
-                          "pair by adjacent pair: a linear mixed model per metric (statsmodels MixedLM, REML) of the "
-                          "per-text value on the category with a random intercept per image; estimate = first − "
-                          "second category, signed so that positive means the first is better; Wald 95% CI and p, "
-                          "Holm within each metric; MDE: the smallest difference detectable with 80% power. Beside "
-                          "it, dz over the images that have both categories.",
-    "table_ix_extra": "Table IX (additional metrics): pointing game, share of map mass inside the mask, and "
-                      "share of the object-directed mass on the named object.",
-    "kl_sensitivity": "KLD's dependence on its smoothing mass eps (KL(mask ‖ map) after mixing eps of uniform mass "
-                      "into both distributions): mean per category at three values; JSD needs no smoothing.",
-    "attribute_category_stats": "Table IX with spread: mean, SD, n and 95% t-interval per category and metric "
-                                "(over texts).",
-    "location_ablation": "Appendix B. Location ablation for the same object: shape alone (“sphere”), location + "
-                         "shape (“left sphere”), location alone (“left”); means over the objects whose three maps "
-                         "are all non-empty.",
-    "location_ablation_tests": "Appendix B tests over images: per image the mean per-object difference variant − "
-                               "shape (positive: the variant is better); paired t-test with dz, Holm over the table; "
-                               "for cosine similarity the paper's 'no influence' claim is tested for equivalence "
-                               "(TOST) within the margin given, with the 90% interval and TOST's power.",
-    "pointing_game": "Pointing game per attribute category: hit rate with 95% Wilson interval, and the uniform map's "
-                     "expected hit rate (the named object's area fraction).",
-    "attribute_by_colour": "Colour texts by colour word: pointing game (95% Wilson interval), energy share, cosine.",
-    "attribute_coverage": "§V-B coverage: attribute texts designed, measured, missing (no maps), skipped (no "
-                          "mask pixels) and with an empty map, per category.",
-    "concreteness_regressions": "§V-C regressions: mean word importance on concreteness (Fig. 18) and on log10 "
-                                "word frequency (Fig. 17).",
-    "concreteness_controlled": "§V-C: mean word importance ~ concreteness + log10 frequency — does the "
-                               "concreteness effect hold at fixed frequency? (std_estimate: SD of importance "
-                               "per SD of the predictor).",
-    "concreteness_top_bottom": "The most and the least important words (mean per-sentence-normalised importance): "
-                               "up to 15 at each end, no word twice.",
-    "concreteness_words": "All analysed words: frequency in the captions, mean importance, concreteness, "
-                          "corpus frequency.",
-    "concreteness_missing": "Words without a concreteness rating (left out of the regressions).",
-}
-FIGURE_CAPTIONS = {
-    "fig13": "Fig. 13 style. Heat maps of the base word, the matched word and phrase, and the mismatched word and "
-             "phrase (dashed red frame: the concept is not in the image). The maps of a row share one colour scale "
-             "(raw map / the row's largest value) and each prints its peak and CLIP score; under each, the text heat "
-             "map (words coloured by importance relative to the text's most important word).",
-    "fig14": "Fig. 14. Left: heat-map similarity to the base word vs. CLIP score relative to the base word (score / "
-             "base score, the paper's scale). Right: relative score of the phrase vs. of its word, mismatched (top) "
-             "and matched (bottom), with OLS lines.",
-    "fig14_differences": "Fig. 14 on differences: the same with scores minus the base word's score, so that the "
-                         "axes do not share a division by the same noisy base score.",
-    "fig15": "Fig. 15 laid out as in the paper: one image, one row per attribute type ((a) shape, (b) material, (c) "
-             "color, (d) size, (e) position with the Appendix-B ablation texts), one panel per text. Green outline: "
-             "the object the text names; white: the other objects. One colour scale for the whole figure (raw map / "
-             "its largest value), each panel's peak and CLIP score printed, the text heat map under each panel.",
-    "fig16": "Fig. 16. The same image: for one text of each attribute category, the ground-truth mask of the object "
-             "it names (top) above the text's heat map (bottom; one colour scale, peaks printed).",
-    "fig_attributes": "Table IX as a figure: mean per attribute category with 95% t-intervals over texts, and the "
-                      "chance levels (uniform map, wrong-object map) as markers (bottom row: Appendix-B location "
-                      "ablation).",
-    "fig18": "Fig. 18. Mean word importance vs. concreteness (Brysbaert et al., 2014), each word labelled, with the OLS "
-             "line and its 95% confidence band.",
-    "fig17": "Fig. 17. Mean word importance vs. word frequency, coloured by concreteness, each word labelled (no "
-             "label overlaps another).",
-}
 #: (section id, heading, keys in report order: tables and figures) — each section opens with its findings.
 SECTIONS = (
     ("run", "Run and design", ("design_summary", "toy_sanity", "toy_sanity_by_colour")),
@@ -430,39 +314,71 @@ def _flat_columns(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def save_artifacts(out_dir: str | os.PathLike, tables: Mapping | None = None, figures: Mapping | None = None,
-                   galleries: Mapping | None = None, dpi: int = 200) -> dict[str, list[Path]]:
-    """Write each table as ``tables/<key>.csv`` and each figure/gallery as ``figures/<key>.png`` and ``.svg``
-    under ``out_dir`` (atomically). Figures given as files are copied (PNG only). Returns the paths by key."""
-    out = Path(out_dir)
-    written: dict[str, list[Path]] = {}
-    for key, value in (tables or {}).items():
-        df, _ = _split(value, key)
-        written[key] = [write_table(_plain_index(df), out / "tables" / f"{key}.csv")]
-    for key, value in {**(figures or {}), **(galleries or {})}.items():
+def _targets(out: Path, tables: Mapping, figures: Mapping) -> dict[str, list[Path]]:
+    """The files :func:`save_artifacts` writes, by key: ``tables/<key>.csv``; ``figures/<key>.png`` and ``.svg`` for
+    a matplotlib figure, one file with the source's suffix (PNG bytes: ``.png``) for a figure given as a file."""
+    targets = {key: [table_file(out, key)] for key in tables}
+    for key, value in figures.items():
         fig, _ = _split(value, key)
-        paths = []
-        fdir = out / "figures"
-        fdir.mkdir(parents=True, exist_ok=True)
-        if isinstance(fig, (str, os.PathLike, bytes, bytearray)):
-            src = Path(fig) if not isinstance(fig, (bytes, bytearray)) else None
-            suffix = src.suffix.lower() if src else ".png"
-            target = fdir / f"{key}{suffix}"
-            if src:
-                atomic_write(target, lambda tmp: shutil.copyfile(src, tmp))
-            else:
-                atomic_write_bytes(target, fig)
-            paths.append(target)
+        if isinstance(fig, (bytes, bytearray)):
+            targets[key] = [out / "figures" / f"{key}.png"]
+        elif isinstance(fig, (str, os.PathLike)):
+            targets[key] = [out / "figures" / f"{key}{Path(fig).suffix.lower()}"]
         else:
-            for fmt in ("png", "svg"):
-                target = fdir / f"{key}.{fmt}"
+            targets[key] = figure_files(out, key)
+    return targets
+
+
+def check_declared(out_dir: str | os.PathLike, targets: Mapping[str, Sequence[Path]], declared: Iterable) -> None:
+    """Refuse (``ValueError`` naming the keys) when the files about to be written under ``out_dir``'s ``tables/`` and
+    ``figures/`` are not exactly the ``declared`` ones there (the workflow rule's outputs; declared files elsewhere are
+    not this check's business)."""
+
+    def norm(p) -> Path:
+        return Path(os.path.abspath(p))
+
+    folders = {norm(Path(out_dir) / "tables"), norm(Path(out_dir) / "figures")}
+    declared = {norm(p) for p in declared if norm(p).parent in folders}
+    undeclared = sorted(k for k, paths in targets.items() if not {norm(p) for p in paths} <= declared)
+    written = {norm(p) for paths in targets.values() for p in paths}
+    missing = sorted(str(p) for p in declared - written)
+    if undeclared or missing:
+        raise ValueError("the results written are not the rule's declared outputs: "
+                         + "; ".join([f"undeclared key(s) {', '.join(undeclared)} (declare them in "
+                                      "analysis/artifacts.py)"] * bool(undeclared)
+                                     + [f"declared but not produced: {', '.join(missing)}"] * bool(missing)))
+
+
+def save_artifacts(out_dir: str | os.PathLike, tables: Mapping | None = None, figures: Mapping | None = None,
+                   galleries: Mapping | None = None, dpi: int = 200, declared: Iterable | None = None
+                   ) -> dict[str, list[Path]]:
+    """Write each table as ``tables/<key>.csv`` and each figure/gallery as ``figures/<key>.png`` and ``.svg``
+    under ``out_dir`` (atomically). Figures given as files are copied (PNG only). Returns the paths by key.
+    ``declared``: the files a workflow rule declares; nothing is written unless those under ``out_dir/tables`` and
+    ``out_dir/figures`` are exactly the files of these keys (:func:`check_declared`)."""
+    out = Path(out_dir)
+    tables, figures = dict(tables or {}), {**dict(figures or {}), **dict(galleries or {})}
+    targets = _targets(out, tables, figures)
+    if declared is not None:
+        check_declared(out, targets, declared)
+    for key, value in tables.items():
+        df, _ = _split(value, key)
+        write_table(_plain_index(df), targets[key][0])
+    for key, value in figures.items():
+        fig, _ = _split(value, key)
+        targets[key][0].parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(fig, (bytes, bytearray)):
+            atomic_write_bytes(targets[key][0], fig)
+        elif isinstance(fig, (str, os.PathLike)):
+            atomic_write(targets[key][0], lambda tmp, src=Path(fig): shutil.copyfile(src, tmp))
+        else:
+            for target in targets[key]:
                 # no creation date, fixed SVG element ids: a rerun writes byte-identical figures
                 with matplotlib.rc_context({"svg.hashsalt": "gradeclip-study"}), atomic_path(target) as tmp:
+                    fmt = target.suffix[1:]
                     fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight",
                                 metadata={"Date": None} if fmt == "svg" else None)
-                paths.append(target)
-        written[key] = paths
-    return written
+    return targets
 
 
 # ----------------------------------------------------------------------------------------- render
@@ -521,14 +437,14 @@ def render_report(out_html: str | os.PathLike, tables: Mapping | None = None, fi
 
     def table_item(key):
         found = variants(key, 0)
-        caption = _split(found[0][1], TABLE_CAPTIONS.get(key, key))[1]
+        text = _split(found[0][1], caption(key))[1]
         items = [table_variant(key, v, label) for label, v in found]
-        return {"key": key, "kind": "table", "caption": caption, "variants": items, "where": where(key, "tables")}
+        return {"key": key, "kind": "table", "caption": text, "variants": items, "where": where(key, "tables")}
 
     def figure_item(key):
         found = variants(key, 1)
-        caption = _split(found[0][1], FIGURE_CAPTIONS.get(key, key))[1]
-        return {"key": key, "kind": "figure", "caption": caption, "where": where(key, "figures"),
+        text = _split(found[0][1], caption(key))[1]
+        return {"key": key, "kind": "figure", "caption": text, "where": where(key, "figures"),
                 "variants": [{"label": label, "uri": _data_uri(_split(v, "")[0], dpi)} for label, v in found]}
 
     all_tables = set(tables) | {k for t, _ in modes.values() for k in t}
@@ -557,16 +473,14 @@ def render_report(out_html: str | os.PathLike, tables: Mapping | None = None, fi
     return atomic_write_text(out_html, text)
 
 
-def load_artifacts(manifests: Iterable[str | os.PathLike]) -> tuple[dict, dict]:
-    """Tables (CSV -> DataFrame) and figures (PNG paths) listed in the manifests the analysis rules wrote, keyed as
-    ``save_artifacts`` keyed them, ready for ``render_report``."""
-
+def load_artifacts(paths: Iterable[str | os.PathLike]) -> tuple[dict, dict]:
+    """Tables (``<key>.csv`` -> DataFrame) and figures (``<key>.png`` paths) among the files the analysis rules wrote,
+    keyed as :func:`save_artifacts` keyed them, ready for ``render_report``; other files (the SVG copies) are
+    skipped."""
     tables, figures = {}, {}
-    for manifest in manifests:
-        for key, paths in json.loads(Path(manifest).read_text()).items():
-            for p in map(Path, paths):
-                if p.suffix == ".csv":
-                    tables[key] = read_table(p)
-                elif p.suffix == ".png":
-                    figures[key] = p
+    for p in map(Path, paths):
+        if p.suffix == ".csv":
+            tables[p.stem] = read_table(p)
+        elif p.suffix == ".png":
+            figures[p.stem] = p
     return tables, figures

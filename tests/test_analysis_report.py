@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from markupsafe import escape
 
+from analysis import artifacts as A
 from analysis import gallery as G
 from analysis import report as R
 from analysis.figures import _figure
@@ -51,10 +52,8 @@ def test_report_is_one_self_contained_file(tmp_path, tables, monkeypatch):
     assert len(srcs) == 3 and all(s.startswith("data:image/png;base64,") for s in srcs)
     for s in srcs:  # each one decodes to a PNG
         assert base64.b64decode(s.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
-    for key in ("table_viii", "table_ix", "concreteness_words"):  # every table's full caption (as escaped)
-        assert str(escape(R.TABLE_CAPTIONS[key])) in text
-    for key in ("fig18", "fig17", "fig13"):
-        assert str(escape(R.FIGURE_CAPTIONS[key])) in text
+    for key in ("table_viii", "table_ix", "concreteness_words", "fig18", "fig17", "fig13"):  # each full caption
+        assert A.caption(key) != key and str(escape(A.caption(key))) in text  # (as escaped), from its caption file
     assert "A custom caption &amp; more" in text  # given caption, escaped
     assert "&lt;b&gt;dog&lt;/b&gt;" in text and "<b>dog</b>" not in text  # cell content escaped
     assert "gradeclip-toy-ViT" in text and "abc123" in text and "numpy 1.26" in text
@@ -126,6 +125,67 @@ def test_save_artifacts_writes_csv_png_svg(tmp_path, tables):
     R.save_artifacts(again, None, {"fig18": _small_figure()}, None, dpi=30)
     for fmt in ("png", "svg"):
         assert (again / "figures" / f"fig18.{fmt}").read_bytes() == (tmp_path / "figures" / f"fig18.{fmt}").read_bytes()
+
+
+def test_save_artifacts_writes_exactly_the_declared_files_and_load_artifacts_reads_them_back(tmp_path, tables):
+    figures = {"fig18": _small_figure()}
+    declared = [tmp_path / "tables" / f"{k}.csv" for k in tables] + A.figure_files(tmp_path, "fig18")
+    other = tmp_path / "elsewhere.json"  # a declared output outside tables/ and figures/ is not the check's business
+    # one table too many, one figure declared but not produced: refused before anything is written, naming both
+    with pytest.raises(ValueError, match=r"undeclared key\(s\) my_extra .*declared but not produced: .*fig17\.png"):
+        R.save_artifacts(tmp_path, tables, figures, declared=[p for p in declared if "my_extra" not in p.name]
+                         + [other, *A.figure_files(tmp_path, "fig17")], dpi=30)
+    assert not (tmp_path / "tables").exists() and not (tmp_path / "figures").exists()
+    written = R.save_artifacts(tmp_path, tables, figures, declared=[*map(str, declared), other], dpi=30)
+    assert sorted(p for ps in written.values() for p in ps) == sorted(declared)
+    assert sorted(tmp_path.rglob("*.*")) == sorted(declared)
+    back_tables, back_figures = R.load_artifacts(declared)  # the SVG copies are skipped
+    assert set(back_tables) == set(tables) and back_figures == {"fig18": tmp_path / "figures" / "fig18.png"}
+    pd.testing.assert_frame_equal(back_tables["concreteness_words"], tables["concreteness_words"])
+
+
+def _snakemake_caption_text(path) -> str:
+    """A caption file as Snakemake's report shows it: rendered with Jinja2, then reStructuredText to HTML (as
+    snakemake.report does), then the HTML's text; docutils' complaints are kept as text (system-message)."""
+    import html
+
+    import jinja2
+    from docutils.core import publish_parts
+
+    source = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(path.read_text()).render()
+    body = publish_parts(source, writer="html", settings_overrides={"report_level": 1, "halt_level": 5,
+                                                                     "warning_stream": False})["body"]
+    assert "system-message" not in body, (path.name, body)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
+
+
+def test_each_caption_reads_the_same_in_the_html_report_and_in_snakemakes_report():
+    """One text per result: the HTML report's caption (analysis.artifacts.caption) is the text Snakemake renders from
+    the same file, for every caption file (no RST markup or Jinja2 syntax that would make the two differ)."""
+    keys = A.caption_keys()
+    assert len(keys) > 40
+    for key in keys:
+        assert _snakemake_caption_text(A.caption_path(key)) == A.caption(key), key
+    # e.g. "|" and a leading "(i)" are RST markup, escaped in the file, shown plainly in both reports
+    assert A.caption("score_gap").startswith("(i) The score") and "|Δ cosine|" in A.caption("score_gap")
+    with pytest.raises(KeyError, match="no caption for 'no_such_key'"):
+        A.caption_path("no_such_key")
+    assert A.caption("no_such_key") == "no_such_key"
+
+
+def test_every_result_has_a_caption_and_every_caption_a_result():
+    """The keys the study's steps declare (analysis.artifacts), the report's sections and the caption files agree:
+    a caption file without a result, or a declared result without a caption, fails."""
+    declared = {k for arts in (A.ATTRIBUTES, A.ADDIBILITY, A.CONCRETENESS, A.TOY_SANITY, A.REPORT, A.galleries(4),
+                               A.faithfulness(["ground_truth", "prediction"], toy=True)) for k in arts.keys}
+    sections = {k for _, _, keys in R.SECTIONS for k in keys}
+    assert declared - set(A.caption_keys()) == set()
+    assert sections - set(A.caption_keys()) == set()
+    assert set(A.caption_keys()) - declared - sections == {"sam_contact_sheet"}  # the workflow's SAM contact sheet
+    # keys that depend on the config: no galleries for 0 images, Fig. 8 per classification target, colour on the toy
+    assert A.galleries(0).keys == ()
+    paper = A.faithfulness(["ground_truth", "prediction"], toy=False)
+    assert "localization_by_colour" not in paper.tables and "fig8_classification_prediction" in paper.figures
 
 
 def test_run_header_hashes_and_versions(tmp_path):

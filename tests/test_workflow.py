@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -109,18 +110,44 @@ def test_second_run_has_nothing_to_do(finished_run):
 
 
 def test_snakemake_report_captions_every_figure(finished_run):
+    """Snakemake's own report shows every figure and table of the run, each with the caption the HTML report gives it
+    (one caption file per result, analysis/captions/<key>.rst)."""
+    from analysis.artifacts import caption
+
     tmp, cfg = finished_run
     report = tmp / "snakemake_report.html"
     snakemake(cfg, "--report", str(report))
     html = report.read_text(errors="replace")
-    figures = sorted((tmp / "reports").rglob("*.png"))
-    assert figures
-    for figure in figures:
-        assert figure.name in html, figure.name
-    # every caption file of workflow/report/ that a rule of the toy config uses is rendered into the report
-    for caption in ("table_viii.rst", "table_ix.rst", "fig14.rst", "fig15.rst", "fig16.rst", "fig18.rst"):
-        first_line = (ROOT / "workflow" / "report" / caption).read_text().strip().splitlines()[0]
-        assert first_line[:40] in html, caption
+    results = sorted((tmp / "reports").rglob("*.png")) + sorted((tmp / "reports").rglob("*.csv"))
+    assert {"table_viii", "table_ix", "fig14", "fig15", "fig16", "fig18", "toy_sanity", "power"} <= {
+        p.stem for p in results}
+    for path in results:
+        assert path.name in html, path.name
+        assert snakemake_report_caption(html, path) == caption(path.stem), path
+
+
+def snakemake_report_caption(html: str, path: Path) -> str:
+    """The caption Snakemake's report gives a result file, as text: its entry is ``"<path>": {..., "caption": "<p>
+    ...</p>", ...}`` in the report's embedded JSON."""
+    import html as html_lib
+
+    entry = html.index(json.dumps(str(path.resolve())) + ": {")
+    start = html.index('"caption": ', entry) + len('"caption": ')
+    rendered, _ = json.JSONDecoder().raw_decode(html, start)
+    return " ".join(html_lib.unescape(re.sub(r"<[^>]+>", " ", rendered)).split())
+
+
+def test_every_file_the_workflow_writes_is_a_declared_output(finished_run):
+    """No rule writes a file it does not declare: every file under the run's results/ and reports/ is an output of
+    the finished DAG (snakemake --summary), or lies inside a declared directory()."""
+    tmp, cfg = finished_run
+    summary = snakemake(cfg, "--summary").stdout.splitlines()
+    declared = {Path(line.split("\t")[0]).resolve() for line in summary[1:] if line.strip()}
+    assert declared
+    written = [p.resolve() for folder in ("results", "reports") for p in (tmp / folder).rglob("*") if p.is_file()]
+    undeclared = [str(p) for p in written if p not in declared and not any(d in p.parents for d in declared)]
+    assert undeclared == []
+    assert not (ROOT / "workflow" / "report").exists()  # the captions' one place is analysis/captions/
 
 
 def test_config_change_reruns_only_dependent_rules(finished_run):
@@ -208,6 +235,18 @@ def test_sanity_check_leaves_the_dag_with_zero_scenes(tmp_path):
     assert "toy_sanity" in plan.stdout + plan.stderr
     plan = snakemake(small_config(tmp_path, sanity_scenes=0), "-n", "--quiet", "rules")
     assert "toy_sanity" not in plan.stdout + plan.stderr
+
+
+def test_no_galleries_planned_for_zero_gallery_images(tmp_path):
+    """study.gallery_size 0: the galleries write nothing, so no gallery job is planned and the report needs none."""
+    counts = job_counts(snakemake(small_config(tmp_path), "-n", "--quiet", "rules").stdout)
+    assert counts.get("galleries") == 2 and counts.get("report") == 1
+    cfg = small_config(tmp_path)
+    changed = yaml.safe_load(cfg.read_text())
+    changed["study"]["gallery_size"] = 0
+    cfg.write_text(yaml.safe_dump(changed))
+    counts = job_counts(snakemake(cfg, "-n", "--quiet", "rules").stdout)
+    assert "galleries" not in counts and "gallery_words" not in counts and counts.get("report") == 1
 
 
 def job_counts(plan: str) -> dict[str, int]:

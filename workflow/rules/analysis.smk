@@ -1,8 +1,8 @@
 # The section V analyses, once per head mode ({heads}: config method.heads, one mode or a list): per-shard tables,
-# then one aggregation rule per study writing tables (CSV) and figures (PNG, SVG) to <reports>/<heads>/, and a
-# manifest of what it wrote for the report rule. The shard lists are input functions (common.smk): the shards follow
-# the design's job lists, per head mode.
-MODE_REPORTS = f"{REPORTS}/{{heads}}"
+# then one aggregation rule per study writing tables (CSV) and figures (PNG, SVG) to <reports>/<heads>/: every one a
+# declared output, named by its key (analysis/artifacts.py; common.smk's artifact_outputs), captioned from
+# analysis/captions/. The shard lists are input functions (common.smk): the shards follow the design's job lists, per
+# head mode.
 
 
 wildcard_constraints:
@@ -37,13 +37,9 @@ rule attribute_summary:
         shards=attribute_shard_files,
         attributes=DESIGN_FILES["attributes"],
     output:
-        table=report(f"{MODE_REPORTS}/tables/table_ix.csv", caption="../report/table_ix.rst",
-                     category="V-B attributes", subcategory="{heads}"),
-        figure=report(f"{MODE_REPORTS}/figures/fig_attributes.png", caption="../report/fig_attributes.rst",
-                      category="V-B attributes", subcategory="{heads}"),
-        manifest=f"{RESULTS}/analysis/{{heads}}/attributes.json",
+        **artifact_outputs(MODE_REPORTS, STUDY_ARTIFACTS["attributes"], "V-B attributes", "{heads}"),
     params:
-        reports=lambda wc, output: parent_dir(output.table, 2),
+        reports=lambda wc, output: parent_dir(output[0], 2),
     log:
         "logs/attribute_summary/{heads}.log",
     script:
@@ -58,15 +54,9 @@ rule addibility_summary:
         shards=image_shard_files,
         addibility=DESIGN_FILES["addibility"],
     output:
-        table=report(f"{MODE_REPORTS}/tables/table_viii.csv", caption="../report/table_viii.rst",
-                     category="V-A addibility", subcategory="{heads}"),
-        figure=report(f"{MODE_REPORTS}/figures/fig14.png", caption="../report/fig14.rst",
-                      category="V-A addibility", subcategory="{heads}"),
-        differences=report(f"{MODE_REPORTS}/figures/fig14_differences.png", caption="../report/fig14_differences.rst",
-                           category="V-A addibility", subcategory="{heads}"),
-        manifest=f"{RESULTS}/analysis/{{heads}}/addibility.json",
+        **artifact_outputs(MODE_REPORTS, STUDY_ARTIFACTS["addibility"], "V-A addibility", "{heads}"),
     params:
-        reports=lambda wc, output: parent_dir(output.table, 2),
+        reports=lambda wc, output: parent_dir(output[0], 2),
     resources:
         mem_mb=4000,
     log:
@@ -100,15 +90,9 @@ rule concreteness_summary:
         unpack(concreteness_sources),
         shards=text_shard_files,
     output:
-        table=report(f"{MODE_REPORTS}/tables/concreteness_regressions.csv", caption="../report/concreteness.rst",
-                     category="V-C concreteness", subcategory="{heads}"),
-        fig17=report(f"{MODE_REPORTS}/figures/fig17.png", caption="../report/fig17.rst",
-                     category="V-C concreteness", subcategory="{heads}"),
-        fig18=report(f"{MODE_REPORTS}/figures/fig18.png", caption="../report/fig18.rst",
-                     category="V-C concreteness", subcategory="{heads}"),
-        manifest=f"{RESULTS}/analysis/{{heads}}/concreteness.json",
+        **artifact_outputs(MODE_REPORTS, STUDY_ARTIFACTS["concreteness"], "V-C concreteness", "{heads}"),
     params:
-        reports=lambda wc, output: parent_dir(output.table, 2),
+        reports=lambda wc, output: parent_dir(output[0], 2),
         top_n=config["study"]["concreteness_top_n"],
     log:
         "logs/concreteness_summary/{heads}.log",
@@ -139,6 +123,9 @@ rule gallery_words:
         "../scripts/gallery_words.py"
 
 
+GALLERY_CATEGORIES = {"fig13": "V-A addibility", "fig15": "V-B attributes", "fig16": "V-B attributes"}
+
+
 rule galleries:
     """Heat-map galleries after the paper's Figs. 13 (words and phrases), 15 (attributes of one image) and 16 (masks
     next to maps), with text heat maps."""
@@ -149,15 +136,9 @@ rule galleries:
         design=list(DESIGN_FILES.values()),
         words=f"{RESULTS}/galleries/{{heads}}/words.csv",
     output:
-        fig13=report(f"{MODE_REPORTS}/figures/fig13.png", caption="../report/fig13.rst",
-                     category="V-A addibility", subcategory="{heads}"),
-        fig15=report(f"{MODE_REPORTS}/figures/fig15.png", caption="../report/fig15.rst",
-                     category="V-B attributes", subcategory="{heads}"),
-        fig16=report(f"{MODE_REPORTS}/figures/fig16.png", caption="../report/fig16.rst",
-                     category="V-B attributes", subcategory="{heads}"),
-        manifest=f"{RESULTS}/analysis/{{heads}}/galleries.json",
+        **artifact_outputs(MODE_REPORTS, STUDY_ARTIFACTS["galleries"], GALLERY_CATEGORIES, "{heads}"),
     params:
-        reports=lambda wc, output: parent_dir(output.fig13, 2),
+        reports=lambda wc, output: parent_dir(output[0], 2),
         n=config["study"]["gallery_size"],
         design_dir=lambda wc, input: parent_dir(input.design[0]),
     log:
@@ -175,16 +156,14 @@ rule toy_sanity:
     input:
         model=model_checkpoint(),
     output:
-        table=report(f"{REPORTS}/tables/toy_sanity.csv", caption="../report/toy_sanity.rst", category="Run"),
-        by_colour=f"{REPORTS}/tables/toy_sanity_by_colour.csv",
+        **artifact_outputs(REPORTS, AR.TOY_SANITY, "Run"),
         metrics=f"{RESULTS}/toyworld/sanity_metrics.json",
-        manifest=f"{RESULTS}/analysis/toy_sanity.json",
     params:
         model=model_params(),
         method=dict(config["method"], heads=HEADS[0]),
         study_heads=HEADS,
         n_scenes=config["toyworld"]["sanity_scenes"] if TOY else 0,
-        reports=lambda wc, output: parent_dir(output.table, 2),
+        reports=lambda wc, output: parent_dir(output[0], 2),
     resources:
         mem_mb=4000,
         gpu=1 if ON_GPU else 0,

@@ -4,6 +4,7 @@ import json
 import sys
 from pathlib import Path
 
+from analysis import artifacts as AR
 from gradeclip.datasets import CLEVR_SCENES, COCO_INSTANCES, KARPATHY_JSON, root_problems
 from gradeclip.files import names_checkpoint_file
 from gradeclip.jobs import load_jobs_tsv, shard_count
@@ -166,3 +167,58 @@ def concreteness_sources(wildcards):
     if config["study"].get("frequency_corpus"):
         sources["counts"] = CORPUS_COUNTS
     return sources
+
+
+# ----------------------------------------------------------------------------------------------- results
+# What each analysis step writes (analysis/artifacts.py): its tables and figures under <reports>/... and their
+# captions (analysis/captions/<key>.rst, the same text in the HTML report and in `snakemake --report`).
+MODE_REPORTS = f"{REPORTS}/{{heads}}"
+STUDY_ARTIFACTS = {
+    "attributes": AR.ATTRIBUTES,
+    "addibility": AR.ADDIBILITY,
+    "concreteness": AR.CONCRETENESS,
+    "galleries": AR.galleries(config["study"]["gallery_size"]),
+}
+TOY_SANITY = TOY and config["toyworld"]["sanity_scenes"] > 0
+
+
+def caption_file(key):
+    """A result's caption file, for report(caption=...): the one the HTML report reads."""
+    return str(AR.caption_path(key))
+
+
+def artifact_outputs(folder, artifacts, category, subcategory=None):
+    """The named outputs of a step writing ``artifacts`` under ``folder``: each table ``<key>`` (CSV) and each figure
+    ``<key>`` ([PNG, SVG]), the CSV and the PNG marked for Snakemake's report with the key's caption, in ``category``
+    (a name, or a name per key)."""
+
+    def reported(path, key):
+        name = category[key] if isinstance(category, dict) else category
+        return report(str(path), caption=caption_file(key), category=name, subcategory=subcategory)
+
+    outputs = {key: reported(AR.table_file(folder, key), key) for key in artifacts.tables}
+    for key in artifacts.figures:
+        png, *others = AR.figure_files(folder, key)
+        outputs[key] = [reported(png, key), *map(str, others)]
+    return outputs
+
+
+def study_artifact_files(heads):
+    """Every table and figure file the §V analysis rules write for one head mode (the report rule's inputs)."""
+    folder = MODE_REPORTS.format(heads=heads)
+    return [str(f) for artifacts in STUDY_ARTIFACTS.values() for f in AR.files(folder, artifacts)]
+
+
+# ----------------------------------------------------------------------------------------------- faithfulness
+def faithfulness_inputs(wildcards):
+    """The model, and in paper mode the checked COCO layout (rule dataset_layout) and the ImageNet labels (asked
+    for only when the faithfulness target is: a paper-mode run of the main study does not need ImageNet). Rule
+    faithfulness_task's (workflow/rules/faithfulness.smk, which sets FAITHFULNESS_DATA)."""
+    inputs = {"model": model_checkpoint()}
+    if not TOY:
+        if not (FAITHFULNESS_DATA["imagenet_root"] and FAITHFULNESS_DATA["imagenet_labels"]):
+            raise ValueError("config error: faithfulness in paper mode needs ImageNet val: set data.roots.imagenet "
+                             "(the extracted ILSVRC2012 val folder) and data.imagenet_labels (its '<file> <class "
+                             "index>' labels file)")
+        inputs.update(coco_layout=f"{RESULTS}/data/coco_layout.json", imagenet_labels=DATA["imagenet_labels"])
+    return inputs

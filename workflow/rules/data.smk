@@ -100,7 +100,7 @@ rule sam_masks:
         checkpoint=sam_checkpoint(),
     output:
         masks=directory(f"{RESULTS}/clevr_masks"),
-        contact_sheet=report(f"{RESULTS}/clevr_masks_contact_sheet.png", caption="../report/sam_contact_sheet.rst",
+        contact_sheet=report(f"{RESULTS}/clevr_masks_contact_sheet.png", caption=caption_file("sam_contact_sheet"),
                              category="Data"),
     params:
         n_images=config.get("clevr", {}).get("n_images", 50),

@@ -1,5 +1,6 @@
 # The faithfulness study (paper section IV, issue 34): its own target, `snakemake faithfulness` (not part of `all`:
-# make run keeps its time), on the toy world or, in paper mode, on ImageNet val and COCO. One job per task, then the tables, the figures and reports/faithfulness.html.
+# make run keeps its time), on the toy world or, in paper mode, on ImageNet val and COCO. One job per task, then the
+# tables, the figures and reports/faithfulness.html.
 FAITHFULNESS = config.get("faithfulness") or {}
 # Paper mode: ImageNet val (data.roots.imagenet + data.imagenet_labels) for classification, COCO Karpathy val and
 # instances (the study's dataset roots or extractions) for retrieval and localisation.
@@ -13,23 +14,9 @@ FAITHFULNESS_DATA = (
         **{k: DATASET_PATHS[k] for k in ("coco_root", "instances_json", "karpathy_json")},
     }
 )
-
-
-def faithfulness_inputs(wildcards):
-    """The model, and in paper mode the checked COCO layout (rule dataset_layout) and the ImageNet labels (asked
-    for only when the faithfulness target is: a paper-mode run of the main study does not need ImageNet)."""
-    inputs = {"model": model_checkpoint()}
-    if not TOY:
-        if not (FAITHFULNESS_DATA["imagenet_root"] and FAITHFULNESS_DATA["imagenet_labels"]):
-            raise ValueError("config error: faithfulness in paper mode needs ImageNet val: set data.roots.imagenet "
-                             "(the extracted ILSVRC2012 val folder) and data.imagenet_labels (its '<file> <class "
-                             "index>' labels file)")
-        inputs.update(coco_layout=f"{RESULTS}/data/coco_layout.json", imagenet_labels=DATA["imagenet_labels"])
-    return inputs
-
 FAITHFULNESS_TASKS = ["classification", "retrieval", "text", "localisation", "layers", "critique"]
-FAITHFULNESS_TABLES = ["faithfulness_image", "faithfulness_text", "localization", "layers", "score_gap",
-                       "randomisation"]
+# its tables and figures (analysis/artifacts.py): Fig. 8's classification curves per target, by colour on the toy world
+FAITHFULNESS_ARTIFACTS = AR.faithfulness(FAITHFULNESS.get("targets", ["ground_truth"]), toy=TOY)
 
 
 wildcard_constraints:
@@ -67,7 +54,7 @@ rule faithfulness:
         tasks=expand(f"{RESULTS}/faithfulness/{{task}}", task=FAITHFULNESS_TASKS),
     output:
         html=f"{REPORTS}/faithfulness.html",
-        tables=[f"{REPORTS}/tables/{name}.csv" for name in FAITHFULNESS_TABLES],
+        **artifact_outputs(REPORTS, FAITHFULNESS_ARTIFACTS, "IV faithfulness"),
     params:
         model=model_params(),
         options=FAITHFULNESS,

@@ -1,15 +1,14 @@
 # The self-contained HTML report: every table and figure of every head mode side by side, findings written from
 # the tables, the paper's numbers beside this run's (analysis/paper_reference.yaml), and the run header.
-ANALYSES = ["attributes", "addibility", "concreteness", "galleries"]
-COMMON = ["toy_sanity"] if TOY and config["toyworld"]["sanity_scenes"] else []
 
 
 rule report:
     conda:
         "../../environment.yml"
     input:
-        manifests=expand(f"{RESULTS}/analysis/{{heads}}/{{name}}.json", heads=HEADS, name=ANALYSES),
-        common=expand(f"{RESULTS}/analysis/{{name}}.json", name=COMMON),
+        # the tables and figures of the §V analyses, per head mode (inputs heads_<mode>), and the run-wide ones
+        **{f"heads_{heads}": study_artifact_files(heads) for heads in HEADS},
+        common=[str(f) for f in AR.files(REPORTS, AR.TOY_SANITY)] if TOY_SANITY else [],
         design_notes=f"{DESIGN}/design.json",
         design=list(DESIGN_FILES.values()),
         model=model_checkpoint(),
@@ -17,9 +16,7 @@ rule report:
         paper_reference="analysis/paper_reference.yaml",
     output:
         html=f"{REPORTS}/report.html",
-        design_summary=f"{REPORTS}/tables/design_summary.csv",
-        paper_comparison=f"{REPORTS}/tables/paper_comparison.csv",
-        power=f"{REPORTS}/tables/power.csv",
+        **artifact_outputs(REPORTS, AR.REPORT, "Run"),
     params:
         model=model_params(),
         method=config["method"],

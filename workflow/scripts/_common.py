@@ -25,12 +25,3 @@ def explainer_from_params(snakemake):
     torch.set_num_threads(max(1, snakemake.threads))
     torch.manual_seed(0)
     return GradECLIP.from_config(snakemake.params.model, snakemake.params.method)
-
-
-def write_manifest(path, written: dict) -> None:
-    """What an analysis rule wrote ({key: [files]}), for the report rule; written last, atomically."""
-    import json
-
-    from gradeclip.files import atomic_write_text
-
-    atomic_write_text(path, json.dumps({k: [str(p) for p in v] for k, v in written.items()}, indent=1))

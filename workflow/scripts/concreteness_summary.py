@@ -1,4 +1,4 @@
-from _common import setup_logging, write_manifest
+from _common import setup_logging
 
 import pandas as pd
 
@@ -15,7 +15,7 @@ log.info("concreteness: %s; frequency: %s", inputs.ratings if ratings is not Non
          inputs.counts if counts is not None else "wordfreq")
 study = concreteness_summary(inputs.shards, top_n=snakemake.params.top_n, ratings=ratings,  # noqa: F821
                              counts=counts)
-written = save_artifacts(snakemake.params.reports, concreteness_tables(study),  # noqa: F821
-                         concreteness_figures(study))
-write_manifest(snakemake.output.manifest, written)  # noqa: F821
+# writes exactly the rule's declared tables and figures (analysis/artifacts.py), or stops naming the key
+save_artifacts(snakemake.params.reports, concreteness_tables(study), concreteness_figures(study),  # noqa: F821
+               declared=snakemake.output)  # noqa: F821
 log.info("%d words analysed", len(study.words))

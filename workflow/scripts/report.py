@@ -10,8 +10,8 @@ from analysis.tables import read_table
 log = setup_logging(snakemake)  # noqa: F821 (injected by Snakemake)
 p = snakemake.params  # noqa: F821
 inp, out = snakemake.input, snakemake.output  # noqa: F821
-# the tables and figures of each head mode (manifests under <results>/analysis/<heads>/), and the run-wide ones
-modes = {h: load_artifacts([m for m in inp.manifests if Path(m).parent.name == h]) for h in p.heads}
+# the tables and figures of each head mode (inputs heads_<mode>: <reports>/<mode>/...), and the run-wide ones
+modes = {h: load_artifacts(inp[f"heads_{h}"]) for h in p.heads}
 tables, figures = load_artifacts(inp.common)
 # the design's own tables sit beside its notes; their row and image counts head the report, its notes follow the header
 design = StudyDesign.read(Path(inp.design_notes).parent)
@@ -24,8 +24,8 @@ mode_tables = {h: t for h, (t, _) in modes.items()}
 power = power_table(mode_tables, ref)
 comparison = paper_comparison(mode_tables, ref, toy=toy_model, power=power)
 tables.update(paper_comparison=comparison, power=power)
-save_artifacts(Path(out.design_summary).parents[1], tables={k: tables[k] for k in
-                                                             ("design_summary", "paper_comparison", "power")})
+save_artifacts(Path(out.html).parent, tables={k: tables[k] for k in ("design_summary", "paper_comparison", "power")},
+               declared=out)
 header = run_header(p.model["name"], p.model["pretrained"], data=p.data, config=p.config,
                     extra={"config hash": p.config_hash, "method": p.method, "head modes": ", ".join(p.heads),
                            "device": p.model["device"]},

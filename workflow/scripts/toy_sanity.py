@@ -1,4 +1,4 @@
-from _common import explainer_from_params, setup_logging, write_manifest
+from _common import explainer_from_params, setup_logging
 
 from analysis.report import save_artifacts
 from analysis.toy_sanity import by_colour_table, localisation_table
@@ -11,6 +11,6 @@ metrics = localisation_metrics(explainer.clip, params.n_scenes, seed=SPLIT_SEEDS
                                spatial=params.method["spatial"], image_layers=params.method["image_layers"])
 write_json(metrics, snakemake.output.metrics)  # noqa: F821
 table = localisation_table(metrics, params.study_heads)
-written = save_artifacts(params.reports, tables={"toy_sanity": table, "toy_sanity_by_colour": by_colour_table(metrics)})
-write_manifest(snakemake.output.manifest, written)  # noqa: F821
+save_artifacts(params.reports, tables={"toy_sanity": table, "toy_sanity_by_colour": by_colour_table(metrics)},
+               declared=snakemake.output)  # noqa: F821
 log.info("toy sanity check, %d scenes:\n%s", params.n_scenes, table.to_string())
