@@ -186,7 +186,8 @@ def power_table(modes: Mapping[str, Tables], ref: Mapping) -> pd.DataFrame:
             dz = effect / sd if sd and math.isfinite(sd) and sd > 0 else math.nan
             mde_dz = minimum_detectable_dz(n, level) if n >= 2 else math.nan
             rows.append({"heads": mode, "analysis": "§V-A Table VIII", "test": f"add vs {r['method']} (paired t)",
-                         "n": n, "unit": "images", "alpha": level, "paper_effect": effect, "paper_effect_dz": dz,
+                         "n": n, "unit": "images", "alpha": level, "paper_effect": effect, "paper_effect_standardised": dz,
+                         "standardised_by": "sd_diff (dz)",
                          "power": paired_power(dz, n, level) if n >= 2 else math.nan,
                          "n_for_80": paired_n_for_power(dz, level), "mde": mde_dz * sd, "mde_dz": mde_dz})
         claims = _get(tables, "fig14_score_tests")
@@ -195,7 +196,8 @@ def power_table(modes: Mapping[str, Tables], ref: Mapping) -> pd.DataFrame:
             n = int(r.get("n", 0) or 0)
             mde_dz = minimum_detectable_dz(n, level) if n >= 2 else math.nan
             rows.append({"heads": mode, "analysis": "§V-A Fig. 14", "test": f"{r['claim']} (paired t)", "n": n,
-                         "unit": "images", "alpha": level, "paper_effect": math.nan, "paper_effect_dz": math.nan,
+                         "unit": "images", "alpha": level, "paper_effect": math.nan,
+                         "paper_effect_standardised": math.nan, "standardised_by": "sd_diff (dz)",
                          "power": math.nan, "n_for_80": math.nan, "mde": mde_dz * r.get("sd_diff", math.nan),
                          "mde_dz": mde_dz})
         contrasts = _get(tables, "table_ix_contrasts")
@@ -209,7 +211,8 @@ def power_table(modes: Mapping[str, Tables], ref: Mapping) -> pd.DataFrame:
                 rows.append({"heads": mode, "analysis": "§V-B Table IX ranking",
                              "test": f"{METRIC_LABELS.get(metric, metric)}: {r['contrast']} (mixed model)",
                              "n": n, "unit": "images", "alpha": level, "paper_effect": effect,
-                             "paper_effect_dz": effect / se if math.isfinite(effect) and se > 0 else math.nan,
+                             "paper_effect_standardised": effect / se if math.isfinite(effect) and se > 0 else math.nan,
+                             "standardised_by": "se (z)",
                              "power": z_power(effect, se, level), "n_for_80": n80,
                              "mde": z_minimum_detectable(se, level), "mde_dz": math.nan})
         location = _get(tables, "location_ablation_tests")
@@ -225,7 +228,8 @@ def power_table(modes: Mapping[str, Tables], ref: Mapping) -> pd.DataFrame:
                 rows.append({"heads": mode, "analysis": "§V-B Appendix B",
                              "test": f"{METRIC_LABELS.get(r['metric'], r['metric'])}: {r['variant']} ≡ "
                                      f"{r['baseline']} (TOST, margin {num(margin)})",
-                             "n": n, "unit": "images", "alpha": ALPHA, "paper_effect": 0.0, "paper_effect_dz": 0.0,
+                             "n": n, "unit": "images", "alpha": ALPHA, "paper_effect": 0.0,
+                             "paper_effect_standardised": 0.0, "standardised_by": "sd_diff (dz)",
                              "power": r.get("tost_power", math.nan),
                              "n_for_80": _tost_n_for_power(margin_dz) if math.isfinite(margin_dz) else math.nan,
                              "mde": math.nan, "mde_dz": math.nan})

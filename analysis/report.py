@@ -79,7 +79,7 @@ DISPLAY_HIDDEN_BY_KEY = {"fig14_score_tests": frozenset({"kind"})}
 DISPLAY_NAMES = {"mean_diff": "difference", "p_holm": "p (Holm)", "mde_dz": "MDE (dz, 80%)", "dz": "dz",
                  "n": "n", "p_tost": "p (TOST)", "tost_power": "TOST power", "baseline_wins": "baseline wins",
                  "n_images_both": "n images (both)", "n_texts": "n texts", "n_objects": "n objects",
-                 "paper_effect": "paper effect", "paper_effect_dz": "paper effect (dz or z)",
+                 "paper_effect": "paper effect", "paper_effect_standardised": "paper effect (standardised)", "standardised_by": "standardised by",
                  "n_for_80": "n for 80%", "meets_80": "≥ 80%"}
 #: Packages whose versions go into the run header.
 HEADER_PACKAGES = ("gradeclip-study", "torch", "open_clip_torch", "numpy", "pandas", "scipy", "statsmodels",

@@ -83,12 +83,16 @@ def test_power_table_uses_the_papers_effects_at_the_family_level():
     power = F.power_table({"single": _mode_tables()}, REF).set_index("test")
     row = power.loc["add vs maximum (paired t)"]
     effect = F.paper_table_viii_difference(REF, "maximum", ["adj+noun"])
-    assert row["paper_effect"] == pytest.approx(effect) and row["paper_effect_dz"] == pytest.approx(effect / 0.04)
+    assert row["paper_effect"] == pytest.approx(effect) and row["paper_effect_standardised"] == pytest.approx(effect / 0.04)
+    assert row["standardised_by"] == "sd_diff (dz)"
     assert row["alpha"] == pytest.approx(0.025)  # two tests in the family: Bonferroni level, below Holm's power
     assert row["power"] == pytest.approx(paired_power(effect / 0.04, 58, 0.025))
     assert paired_power(effect / 0.04, math.ceil(row["n_for_80"]), 0.025) >= 0.8
     con = power.loc["Cosine similarity: shape vs material (mixed model)"]
     assert con["paper_effect"] == pytest.approx(0.5959 - 0.5772)
+    # a mixed-model contrast is standardised by its standard error (a z), not by an SD of differences (a dz)
+    assert con["paper_effect_standardised"] == pytest.approx((0.5959 - 0.5772) / 0.055)
+    assert con["standardised_by"] == "se (z)"
     assert con["power"] == pytest.approx(z_power(0.5959 - 0.5772, 0.055, 0.05 / 4))
     assert not con["meets_80"] and con["n_for_80"] > 60
     tost = power.loc[[t for t in power.index if "TOST" in t][0]]
