@@ -184,6 +184,14 @@ def root_problems(kind: str, root: str | os.PathLike, key: str) -> list[str]:
     return problems
 
 
+def _require_root(kind: str, root: Path, *files: str | os.PathLike) -> None:
+    """Raise :class:`DatasetLayoutError` with every problem of the root (:func:`root_problems`) and of the files
+    beside it that a check needs (a split file, a labels file), in one message."""
+    problems = root_problems(kind, root, str(root)) + [f"{f}: no such file" for f in files if not Path(f).is_file()]
+    if problems:
+        raise DatasetLayoutError("; ".join(problems))
+
+
 def _missing_files(paths: Sequence[Path], what: str) -> None:
     missing = [p for p in paths if not p.is_file()]
     if missing:
@@ -202,11 +210,7 @@ def check_coco_root(coco_root: str | os.PathLike, karpathy_json: str | os.PathLi
     (``filepath/filename``), and the instances file must be there. Returns counts; raises
     :class:`DatasetLayoutError` naming missing files."""
     coco_root = Path(coco_root)
-    problems = root_problems("coco", coco_root, str(coco_root))
-    if not Path(karpathy_json).is_file():
-        problems.append(f"{karpathy_json}: no such file")
-    if problems:
-        raise DatasetLayoutError("; ".join(problems))
+    _require_root("coco", coco_root, karpathy_json)
     doc = json.loads(Path(karpathy_json).read_text(encoding="utf-8"))
     splits = Counter(im.get("split") for im in doc["images"])
     images = [im for im in doc["images"] if im.get("split") == split]
@@ -227,9 +231,7 @@ def check_clevr_root(clevr_root: str | os.PathLike, split: str = CLEVR_SPLIT) ->
     """Check a CLEVR v1.0 folder: the scenes file is valid and every scene's image exists. Returns counts; raises
     :class:`DatasetLayoutError` naming missing files (:class:`gradeclip.clevr.SceneFormatError` for a bad file)."""
     clevr_root = Path(clevr_root)
-    problems = root_problems("clevr", clevr_root, str(clevr_root))
-    if problems:
-        raise DatasetLayoutError("; ".join(problems))
+    _require_root("clevr", clevr_root)
     scenes = read_scenes(clevr_root / CLEVR_SCENES)["scenes"]
     images = clevr_root / CLEVR_IMAGES / split
     _missing_files([images / s["image_filename"] for s in scenes], f"images of {CLEVR_SCENES} under {images}")
@@ -260,11 +262,7 @@ def check_imagenet_root(root: str | os.PathLike, labels: str | os.PathLike) -> d
     """Check an ImageNet val folder against its labels file: every labelled image is there. Returns counts;
     raises :class:`DatasetLayoutError` naming missing files."""
     root = Path(root)
-    problems = root_problems("imagenet", root, str(root))
-    if not Path(labels).is_file():
-        problems.append(f"{labels}: no such file")
-    if problems:
-        raise DatasetLayoutError("; ".join(problems))
+    _require_root("imagenet", root, labels)
     pairs = load_imagenet_labels(labels)
     _missing_files([root / name for name, _ in pairs], f"labelled images under {root}")
     return {"imagenet_root": str(root), "imagenet_labels": str(labels), "labelled_images": len(pairs),
